@@ -1,0 +1,3 @@
+from balise.cli import main
+
+raise SystemExit(main())

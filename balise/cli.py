@@ -1,0 +1,62 @@
+"""The `balise` command and its subcommands.
+
+Each subcommand lives in the package that does the work and exposes two
+functions: `add_arguments(parser)` and `run(args) -> int`. They are imported
+only when chosen, so `balise --help` works on a machine with no drivers.
+Errors the user can cause (the packages' root exceptions) end the program
+with exit status 2 and one line that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from balise import __version__
+from firmware.errors import FirmwareError
+from gateway.errors import GatewayError
+from protocol.errors import ProtocolError
+from simulators.errors import SimulatorError
+
+USER_ERRORS = (ProtocolError, FirmwareError, GatewayError, SimulatorError)
+
+# name -> (module with add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "provision": (
+        "gateway.provision.command",
+        "write a secured broker deployment: CA, certificates, users, ACL, configs",
+    ),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="balise", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"balise {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(module_name=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args.module_name)
+    try:
+        return int(module.run(args))
+    except USER_ERRORS as exc:
+        print(f"balise {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

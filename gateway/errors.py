@@ -1,0 +1,9 @@
+"""The gateway's root exception; every error it raises on purpose is one."""
+
+
+class GatewayError(Exception):
+    """Something on the server side is wrong: a deployment, a configuration, a store."""
+
+
+class ProvisionError(GatewayError, ValueError):
+    """A deployment cannot be written as asked; the message says why and nothing was changed."""

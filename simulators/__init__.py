@@ -1,0 +1,1 @@
+"""Simulated GPS, buttons, network faults and whole fleets, for testing without hardware."""
