@@ -13,7 +13,7 @@ class Message:
     """Base: keyword construction over FIELDS, value equality, a readable repr."""
 
     KIND = ""
-    FIELDS = ()
+    FIELDS = ()  # type: tuple[str, ...]
     # Fields whose absence means something other than None.
     DEFAULTS = {"clock_time": False}
 
@@ -39,7 +39,7 @@ class Message:
     def __ne__(self, other):
         return not self.__eq__(other)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
     def __repr__(self):
         shown = ["%s=%r" % (name, getattr(self, name)) for name in self.FIELDS]
