@@ -52,3 +52,8 @@ def code_of(name):
         return _BY_NAME[name]
     except KeyError:
         raise KeyError("unknown status %r; known: %s" % (name, ", ".join(sorted(_BY_NAME))))
+
+
+def names():
+    """Every status name, sorted."""
+    return sorted(_BY_NAME)

@@ -38,7 +38,7 @@ def is_portable(directory, module):
 
 def import_all(package):
     failures = 0
-    for name in [package] + module_names(package):
+    for name in [package] + module_names(package.replace(".", "/")):
         try:
             __import__(name)
         except Exception as exc:

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "tests" / "mpy_runner.py"
 # Packages whose every module must import under MicroPython, and the folders
 # whose portable tests (MICROPYTHON = True) it runs.
-PACKAGES = "protocol"
-TEST_DIRS = ["tests/protocol"]
+PACKAGES = "protocol,firmware.core"
+TEST_DIRS = ["tests/protocol", "tests/firmware/core"]
 
 pytestmark = pytest.mark.micropython
 
