@@ -13,3 +13,14 @@ class FirmwareError(Exception):
 
 class ConfigError(FirmwareError):
     """A unit configuration value is missing or wrong; the message names the key."""
+
+
+class StateError(FirmwareError):
+    """The unit's durable state (e.g. its sequence ceiling) is unreadable or cannot be written."""
+
+
+class GpsError(FirmwareError):
+    """A GPS source cannot be read (gpsd unreachable, serial port gone); names host:port or the port.
+
+    Not also an OSError: see the module docstring. Drivers chain the OSError as its cause.
+    """
