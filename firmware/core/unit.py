@@ -64,7 +64,8 @@ GATEWAY = "received"
 PERSON = "acknowledged"
 CANCELLING = "cancelling"
 
-SEEN_COMMANDS = 32  # how many command ids are remembered to ignore repeats
+SEEN_COMMANDS = 32
+SEQ_FLOOR_MS = 100  # a fresh sequence starts at the wall clock in these units  # how many command ids are remembered to ignore repeats
 
 
 class Action:
@@ -169,6 +170,13 @@ class Unit:
         """Boot: `wall_ms` is the system clock (epoch ms), used until GPS time is trusted."""
         self.start_tick = tick_ms
         self.offset_ms = wall_ms - tick_ms
+        if self.seqs.state != "ok":
+            # A new unit, a wiped or replaced card, or damaged state files: start
+            # above any number this unit can have used before. Tenths of a second
+            # since the epoch outgrow a unit's sequence unless it averaged ten
+            # messages a second over its whole life. Needs a sane clock: Raspberry
+            # Pi OS's fake-hwclock keeps it from going back to 1970 (docs/outbox.md).
+            self.seqs.restart_above(wall_ms // SEQ_FLOOR_MS)
         self.next_health_tick = tick_ms + int(self.config.health_interval_s * 1000)
         actions = [led(pin, OFF) for pin in self.config.buttons]
         return actions + [led("gps", BLINK), led("link", OFF)]

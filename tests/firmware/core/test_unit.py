@@ -237,3 +237,13 @@ def test_config_errors_name_the_key():
     ):
         error = raises(ConfigError, UnitConfig, **settings)
         assert words in str(error), (words, str(error))
+
+
+def test_a_new_or_wiped_unit_numbers_above_anything_it_sent_before():
+    harness = Harness()
+    hello = sent(harness.link(True), "online")[0]
+    # T0 + 5 s wall clock, in tenths of a second.
+    assert hello.seq > (1732260000000 + 5000) // 100
+    # The same storage after a reboot continues; it does not jump again.
+    again = Harness(storage=harness.storage)
+    assert sent(again.link(True), "online")[0].seq < hello.seq + 2000
