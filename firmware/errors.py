@@ -20,7 +20,7 @@ class StateError(FirmwareError):
 
 
 class GpsError(FirmwareError):
-    """A GPS source cannot be read (gpsd unreachable, serial port gone); names host:port or the port.
+    """A GPS source cannot be read (gpsd unreachable, port gone); names host:port or the port.
 
     Not also an OSError: see the module docstring. Drivers chain the OSError as its cause.
     """
