@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "gateway.provision.command",
         "write a secured broker deployment: CA, certificates, users, ACL, configs",
     ),
+    "unit": (
+        "firmware.pi.main",
+        "run a unit: GPS, buttons, LEDs and buzzer, reporting over MQTT",
+    ),
 }
 
 

@@ -64,8 +64,8 @@ GATEWAY = "received"
 PERSON = "acknowledged"
 CANCELLING = "cancelling"
 
-SEEN_COMMANDS = 32
-SEQ_FLOOR_MS = 100  # a fresh sequence starts at the wall clock in these units  # how many command ids are remembered to ignore repeats
+SEEN_COMMANDS = 32  # how many command ids are remembered to ignore repeats
+SEQ_FLOOR_MS = 100  # a fresh sequence starts at the wall clock in these units
 
 
 class Action:

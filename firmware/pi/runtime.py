@@ -1,0 +1,186 @@
+"""The event loop that runs a unit core with real (or fake) drivers.
+
+One thread owns the core. Drivers run on their own threads (paho's network
+loop, RPi.GPIO's edge callbacks, the GPS reader) and only post events into a
+queue; the loop stamps each with the clock's tick, feeds the core, and
+carries out the actions it returns. This is the only place where the core
+meets threads, time and hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from firmware.core.clock import MonotonicClock
+from firmware.core.unit import BUZZER, LED, MEASURE_HEALTH, PUBLISH, Action, Unit
+from firmware.errors import FirmwareError
+
+log = logging.getLogger(__name__)
+
+GPS_IDLE_SECONDS = 0.2
+GPS_RETRY_SECONDS = 5.0
+MAX_WAIT_SECONDS = 1.0
+
+
+class Link(Protocol):
+    def start(self, will_topic: str, will_payload: bytes) -> None: ...
+    def rearm(self, will_topic: str, will_payload: bytes) -> None: ...
+    def publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool, token: int | None
+    ) -> None: ...
+    def close(self, timeout_s: float = ...) -> None: ...
+
+
+class Board(Protocol):
+    def start(self) -> None: ...
+    def set_led(self, name: str, pattern: str) -> None: ...
+    def buzz(self, pattern: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class GpsSource(Protocol):
+    def read(self) -> Any: ...
+
+
+class Runtime:
+    """Wires a Unit to its drivers. Build the drivers with `runtime.post` as their event sink."""
+
+    def __init__(
+        self,
+        unit: Unit,
+        clock: MonotonicClock | None = None,
+        vitals: Callable[[], dict[str, float | int | None]] | None = None,
+        watchdog: Callable[[], None] | None = None,
+    ) -> None:
+        self.unit = unit
+        self.clock = clock or MonotonicClock()
+        self.vitals = vitals or (lambda: {})
+        self.watchdog = watchdog or (lambda: None)
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.stopping = threading.Event()
+        self.link: Link | None = None
+        self.board: Board | None = None
+        self.handled = 0  # events fed to the core, for tests and health
+
+    def post(self, kind: str, value: Any = None) -> None:
+        """Thread-safe: hand an event to the loop."""
+        self.events.put((kind, value))
+
+    def on_edge(self, pin: str, level: int) -> None:
+        self.post("edge", (pin, level))
+
+    def run(self, link: Link, board: Board, gps: GpsSource | None) -> None:
+        """Run until stop() is called; sign off cleanly."""
+        self.link, self.board = link, board
+        tick = self.clock.ticks()
+        board.start()
+        self._execute(self.unit.start(tick, int(time.time() * 1000)), tick)
+        link.start(*self.unit.will(tick))
+        if gps is not None:
+            threading.Thread(target=self._read_gps, args=(gps,), name="gps", daemon=True).start()
+        try:
+            while not self.stopping.is_set():
+                self._step()
+        finally:
+            self._sign_off()
+            board.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.post("stop")
+
+    # -- the loop ------------------------------------------------------------
+
+    def _step(self) -> None:
+        now = self.clock.ticks()
+        wait_s = min(MAX_WAIT_SECONDS, max(0.0, (self.unit.next_wakeup_ms(now) - now) / 1000))
+        try:
+            kind, value = self.events.get(timeout=wait_s)
+        except queue.Empty:
+            kind, value = "tick", None
+        tick = self.clock.ticks()
+        actions = _EVENT_HANDLERS[kind](self, value, tick)
+        self.handled += 1
+        self._execute(actions + self.unit.on_tick(tick), tick)
+        self.watchdog()
+
+    def _on_edge(self, value: tuple[str, int], tick: int) -> list[Action]:
+        pin, level = value
+        return self.unit.on_button(pin, level, tick)
+
+    def _on_link_up(self, value: None, tick: int) -> list[Action]:
+        log.info("link up")
+        return self.unit.on_link(True, tick)
+
+    def _on_link_down(self, value: str, tick: int) -> list[Action]:
+        log.info("link down: %s", value)
+        actions = self.unit.on_link(False, tick)
+        if self.link is not None and not self.stopping.is_set():
+            self.link.rearm(*self.unit.will(tick))
+        return actions
+
+    def _on_puback(self, token: int, tick: int) -> list[Action]:
+        return self.unit.on_puback(token, tick)
+
+    def _on_message(self, value: tuple[str, bytes], tick: int) -> list[Action]:
+        topic, payload = value
+        return self.unit.on_downlink(topic, payload, tick)
+
+    def _on_fix(self, fix: Any, tick: int) -> list[Action]:
+        return self.unit.on_fix(fix, tick)
+
+    def _nothing(self, value: Any, tick: int) -> list[Action]:
+        return []
+
+    # -- actions -------------------------------------------------------------
+
+    def _execute(self, actions: list[Action], tick: int) -> None:
+        for action in actions:
+            if action.kind == PUBLISH and self.link is not None:
+                self.link.publish(
+                    action.topic, action.payload, action.qos, action.retain, action.token
+                )
+            elif action.kind == LED and self.board is not None:
+                self.board.set_led(action.name, action.pattern)
+            elif action.kind == BUZZER and self.board is not None:
+                self.board.buzz(action.pattern)
+            elif action.kind == MEASURE_HEALTH:
+                self._execute(self.unit.on_health(tick, **self.vitals()), tick)
+
+    def _sign_off(self) -> None:
+        """A clean DISCONNECT suppresses the will, so say "offline" first."""
+        if self.link is None:
+            return
+        tick = self.clock.ticks()
+        self._execute(self.unit.sign_off(tick), tick)
+        self.link.close()
+
+    def _read_gps(self, gps: GpsSource) -> None:
+        while not self.stopping.is_set():
+            try:
+                fix = gps.read()
+            except FirmwareError as exc:
+                log.warning("GPS: %s; retrying in %.0f s", exc, GPS_RETRY_SECONDS)
+                self.stopping.wait(GPS_RETRY_SECONDS)
+                continue
+            if fix is None:
+                self.stopping.wait(GPS_IDLE_SECONDS)
+            else:
+                self.post("fix", fix)
+
+
+_EVENT_HANDLERS: dict[str, Callable[[Runtime, Any, int], list[Action]]] = {
+    "edge": Runtime._on_edge,
+    "up": Runtime._on_link_up,
+    "down": Runtime._on_link_down,
+    "puback": Runtime._on_puback,
+    "message": Runtime._on_message,
+    "fix": Runtime._on_fix,
+    "tick": Runtime._nothing,
+    "stop": Runtime._nothing,
+}
