@@ -1,7 +1,8 @@
-"""The real receiver recordings in shared/nmea/ and gpsd's expected reports for them.
+"""The real receiver recordings in tests/data/nmea/ and gpsd's expected reports for them.
 
-shared/ sits beside the repository (ROOT.parent / "shared"), in CI as on a developer's
-machine; a test that needs a recording fails, naming the path, when it is not there.
+They are gpsd's regression captures (BSD-2-Clause, see tests/data/nmea/README.md), kept in
+the repository so that a clone anywhere runs the tests; a missing one fails the test,
+naming the path.
 
 Times: the `.chk` files come from several gpsd versions, and gpsd moves a date it finds
 older than its own build forward by 1024 GPS weeks (a receiver's week-rollover bug, as it
@@ -23,7 +24,7 @@ import pytest
 from firmware.core.fix import MODE_2D, MODE_3D, MODE_NO_FIX, Fix
 
 ROOT = Path(__file__).resolve().parents[3]
-NMEA_DIR = ROOT.parent / "shared" / "nmea"
+NMEA_DIR = ROOT / "tests" / "data" / "nmea"
 GPS_ROLLOVER_MS = 1024 * 7 * 86_400_000
 DEGREES_TOLERANCE = 1e-6
 _UNIX_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
@@ -32,7 +33,7 @@ _UNIX_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 def recording(name: str) -> Path:
     path = NMEA_DIR / name
     if not path.is_file() or not path.with_name(name + ".chk").is_file():
-        pytest.fail(f"recording {path} (and its .chk) missing: shared/ must sit beside the repo")
+        pytest.fail(f"recording {path} (and its .chk) missing from the repository")
     return path
 
 

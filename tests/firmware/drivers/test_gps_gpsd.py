@@ -1,7 +1,7 @@
 """GpsdSource: gpsd's reports as Fixes; the real gpsd (through gpsfake) on real recordings.
 
 The mapping and the error paths run against fake_gpsd.FakeGpsd; the tests marked `gpsd`
-start gpsd's own gpsfake on a free port with a recording from shared/nmea/ and compare what
+start gpsd's own gpsfake on a free port with a recording from tests/data/nmea/ and compare what
 the driver reads with gpsd's expected reports in the recording's .chk.
 """
 
