@@ -120,6 +120,13 @@ user {broker_user}
 persistence true
 persistence_location {files.persistence_dir}
 
+# The gateway sends its PUBACK only once a message is stored, so many QoS 1
+# messages are in flight to it at once (the default, 20, would cap ingest at
+# 20 per commit); and what arrives for a disconnected persistent session (the
+# gateway restarting, a unit's commands while it is in a tunnel) is queued.
+max_inflight_messages 1000
+max_queued_messages 100000
+
 log_dest stderr
 log_type error
 log_type warning
