@@ -32,6 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "firmware.pi.main",
         "run a unit: GPS, buttons, LEDs and buzzer, reporting over MQTT",
     ),
+    "gateway": (
+        "gateway.app",
+        "run the gateway: MQTT ingest, store, live state, acknowledgements",
+    ),
 }
 
 
@@ -42,7 +46,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the `chosen` subcommand's module is imported for its options.
+
+    A Pi installed with the `unit` extra has no cryptography for `provision`,
+    and importing every part would cost the unit ten megabytes of memory.
+    """
     parser = _Parser(prog="balise", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"balise {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -50,12 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module_name=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        if name == chosen:
+            importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if any (the first word that is not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_chosen(argv)).parse_args(argv)
     module = importlib.import_module(args.module_name)
     try:
         return int(module.run(args))

@@ -47,3 +47,22 @@ def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...], words: str) -> 
 def test_version() -> None:
     result = balise("--version")
     assert result.returncode == 0 and result.stdout.startswith("balise ")
+
+
+def test_a_subcommand_imports_only_its_own_part() -> None:
+    """`balise unit` on a Pi has no cryptography (the gateway's extra): it must not need it."""
+    probe = (
+        "import sys\n"
+        "from balise.cli import main\n"
+        "try:\n"
+        "    main(['unit', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('cryptography', 'gateway.provision', 'gateway.app')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from firmware.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 30
@@ -91,12 +93,19 @@ class PahoLink:
         )
         self._client.username_pw_set(settings.username, settings.password)
         if settings.ca_file is not None:
-            self._client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            try:
+                self._client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except OSError as exc:  # missing or unreadable file; ssl.SSLError: not a certificate
+                raise ConfigError(
+                    f"broker.ca_file {settings.ca_file}: cannot load the CA certificate: {exc}"
+                ) from exc
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
         self._client.on_message = self._handle_message
         self._tokens: dict[int, int] = {}  # paho mid -> outbox token
+        self._untracked: set[int] = set()  # mids of publishes without a token (presence)
+        self._early_pubacks: set[int] = set()  # PUBACKs that came before their mid was known
         self._lock = threading.Lock()
         self._will_ready = threading.Event()
         self._stop = threading.Event()
@@ -122,10 +131,19 @@ class PahoLink:
     def publish(
         self, topic: str, payload: bytes, qos: int, retain: bool, token: int | None
     ) -> None:
+        # paho is never called while holding self._lock: its network thread
+        # holds paho's own lock when it calls _handle_publish, which takes ours.
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         with self._lock:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            if token is not None:
+            acked_early = info.mid in self._early_pubacks
+            if acked_early:
+                self._early_pubacks.discard(info.mid)
+            elif token is not None:
                 self._tokens[info.mid] = token
+            else:
+                self._untracked.add(info.mid)
+        if acked_early and token is not None:
+            self._on_event("puback", token)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Leave cleanly: the broker does not publish the will on a DISCONNECT."""
@@ -191,6 +209,10 @@ class PahoLink:
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             token = self._tokens.pop(mid, None)
+            if token is None and mid not in self._untracked:
+                # The PUBACK beat publish() to registering its mid.
+                self._early_pubacks.add(mid)
+            self._untracked.discard(mid)
         if token is not None:
             self._on_event("puback", token)
 

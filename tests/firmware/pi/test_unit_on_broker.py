@@ -222,3 +222,39 @@ def test_stopping_the_unit_says_offline_although_a_clean_disconnect_drops_the_wi
         wait_until(
             lambda: [m for m in gw.messages(kind="online") if not m.online], what="signed off"
         )
+
+
+def test_the_link_survives_pubacks_racing_its_publishes(broker: Broker) -> None:
+    """paho's network thread and the publishing thread take two locks; never in opposite orders."""
+    config = unit_config.load(broker.deployment.directory / "units" / f"{UNIT}.toml")
+    settings = BrokerSettings(
+        host=config.broker.host,
+        port=config.broker.port,
+        username=config.broker.username,
+        password=config.broker.password,
+        ca_file=config.broker.ca_file,
+        client_id=UNIT,
+        cmd_topic=topics.cmd_topic(UNIT),
+    )
+    pubacks: list[int] = []
+    up = threading.Event()
+
+    def on_event(kind: str, value: object) -> None:
+        if kind == "puback":
+            pubacks.append(value)  # type: ignore[arg-type]
+        elif kind == "up":
+            up.set()
+
+    link = PahoLink(settings, on_event)
+    link.start(topics.topic(UNIT, "online"), b"{}")
+    try:
+        assert up.wait(WAIT_S)
+        count = 5000
+        for token in range(count):
+            link.publish(topics.topic(UNIT, "health"), b"x" * 50, 1, False, token)
+            if token % 7 == 0:
+                link.publish(topics.topic(UNIT, "online"), b"{}", 1, False, None)
+        wait_until(lambda: len(pubacks) == count, timeout=60, what=f"{count} PUBACKs")
+        assert sorted(pubacks) == list(range(count))
+    finally:
+        link.close()
