@@ -7,3 +7,7 @@ class GatewayError(Exception):
 
 class ProvisionError(GatewayError, ValueError):
     """A deployment cannot be written as asked; the message says why and nothing was changed."""
+
+
+class StoreError(GatewayError, RuntimeError):
+    """The store cannot be opened or used: not a database, a newer schema, a failed write."""

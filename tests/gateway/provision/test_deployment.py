@@ -24,7 +24,7 @@ KEPT = ["ca.crt", "ca.key", "server.crt", "server.key", "gateway.toml"]
 
 def provision(directory: Path, units: str, *options: str) -> None:
     argv = ["provision", "--dir", str(directory), "--units", units, *options]
-    assert command.run(build_parser().parse_args(argv)) == 0
+    assert command.run(build_parser("provision").parse_args(argv)) == 0
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:

@@ -1,0 +1,133 @@
+"""The gateway's configuration file (gateway.toml, written by `balise provision`).
+
+    db = "…/gateway.sqlite"         the store
+    http = "127.0.0.1:8080"          the command room's API
+    [broker]  host, port, ca_file, username, password
+    [ingest]  optional: client_id, shared_group (an MQTT 5 shared subscription),
+              max_future_s, heartbeat_s, grace_s, retention_days
+
+Every error names the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import GatewayError
+
+
+class ConfigError(GatewayError, ValueError):
+    """gateway.toml is missing, unreadable or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str
+    port: int
+    ca_file: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    broker: BrokerConfig
+    db: str
+    http_host: str
+    http_port: int
+    client_id: str = "balise-gateway"
+    shared_group: str | None = None
+    max_future_s: float = 300.0
+    heartbeat_s: float = 300.0
+    grace_s: float = 60.0
+    retention_days: float = 90.0
+
+
+def load(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return parse(document, base=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
+    broker = _table(document, "broker")
+    ingest = _table(document, "ingest", required=False)
+    http_host, http_port = parse_host_port(
+        _get(document, "", "http", str, "127.0.0.1:8080"), "http"
+    )
+    return GatewayConfig(
+        broker=BrokerConfig(
+            host=_get(broker, "broker.", "host", str),
+            port=_port(_get(broker, "broker.", "port", int), "broker.port"),
+            ca_file=str(base / _get(broker, "broker.", "ca_file", str)),
+            username=_get(broker, "broker.", "username", str),
+            password=_get(broker, "broker.", "password", str),
+        ),
+        db=str(base / _get(document, "", "db", str)),
+        http_host=http_host,
+        http_port=http_port,
+        client_id=_get(ingest, "ingest.", "client_id", str, "balise-gateway"),
+        shared_group=_get(ingest, "ingest.", "shared_group", str, None),
+        max_future_s=_positive(ingest, "max_future_s", 300.0),
+        heartbeat_s=_positive(ingest, "heartbeat_s", 300.0),
+        grace_s=_positive(ingest, "grace_s", 60.0),
+        retention_days=_positive(ingest, "retention_days", 90.0),
+    )
+
+
+def parse_host_port(text: str, key: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"{key}: must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), _port(int(port), key)
+
+
+def _table(document: dict[str, Any], name: str, required: bool = True) -> dict[str, Any]:
+    table = document.get(name)
+    if table is None and not required:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"[{name}]: missing table" if table is None else f"{name}: must be a table"
+        )
+    return table
+
+
+_MISSING = object()
+
+
+def _get(table: dict[str, Any], prefix: str, key: str, kind: type, default: Any = _MISSING) -> Any:
+    if key not in table:
+        if default is _MISSING:
+            raise ConfigError(f"{prefix}{key}: missing")
+        return default
+    value = table[key]
+    if kind is float and type(value) is int:
+        value = float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"{prefix}{key}: must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _positive(table: dict[str, Any], key: str, default: float) -> float:
+    value: float = _get(table, "ingest.", key, float, default)
+    if value <= 0:
+        raise ConfigError(f"ingest.{key}: must be positive, got {value}")
+    return value
+
+
+def _port(port: int, key: str) -> int:
+    if not 0 < port < 65536:
+        raise ConfigError(f"{key}: must be 1-65535, got {port}")
+    return port

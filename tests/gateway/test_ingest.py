@@ -1,0 +1,153 @@
+"""The ingest pipeline on a real SQLite file: exactly once, order, rejects, acks after commit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import Incoming, Ingest
+from gateway.state import LiveState
+from gateway.store.sqlite import SqliteStore
+from protocol import codec
+from protocol.messages import Ack, Batch, Online, Position, Sos, StatusChange
+
+UNIT = "KEN-M01"
+
+
+class Pipeline:
+    def __init__(self, path: Path) -> None:
+        self.store = SqliteStore(str(path))
+        self.state = LiveState()
+        self.commands: list[Any] = []
+        self.ingest = Ingest(self.store, self.state, self.commands.append)
+        self.now_ms = int(time.time() * 1000)
+
+    def feed(self, *messages: Any, raw: list[tuple[str, bytes]] = ()) -> set[str]:  # type: ignore[assignment]
+        batch = [Incoming(codec.topic_of(m), codec.encode(m), self.now_ms) for m in messages]
+        batch += [Incoming(topic, payload, self.now_ms) for topic, payload in raw]
+        return self.ingest.process(batch)
+
+    def acked(self) -> list[tuple[int, int]]:
+        return [
+            pair for command in self.commands if isinstance(command, Ack) for pair in command.ranges
+        ]
+
+    def view(self) -> dict[str, Any]:
+        return self.state.views(self.now_ms, [UNIT])[0]
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    return Pipeline(tmp_path / "gateway.sqlite")
+
+
+def position(seq: int, t_ms: int, lat: float = 34.26, lon: float = -6.58) -> Position:
+    return Position(
+        unit=UNIT, seq=seq, t_ms=t_ms, lat=lat, lon=lon, speed_mps=0.0, heading_deg=0.0, fix=3
+    )
+
+
+def test_a_position_is_stored_and_shown(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    assert pipeline.feed(position(1, t)) == {UNIT}
+    assert pipeline.view()["position"]["lat"] == 34.26
+    assert [p.seq for p in pipeline.store.track(UNIT, t - 1, t + 1)] == [1]
+    assert pipeline.acked() == []  # positions leave the unit on the broker's PUBACK
+
+
+def test_duplicates_and_replays_are_stored_once_but_acknowledged_again(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    change = StatusChange(unit=UNIT, seq=5, t_ms=t, status=3)
+    pipeline.feed(change, change)
+    pipeline.feed(change)  # the unit missed the ack and re-sent it
+    assert pipeline.ingest.metrics.stored == 1 and pipeline.ingest.metrics.duplicates == 2
+    assert pipeline.acked() == [(5, 5), (5, 5)]
+    assert pipeline.view()["status"] == "en_route"
+
+
+def test_a_late_backfill_goes_to_history_but_never_moves_the_unit_back(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    pipeline.feed(position(50, t, lat=34.30))
+    backlog = Batch(
+        unit=UNIT, items=[position(40, t - 60_000, lat=34.20), position(41, t - 50_000, lat=34.21)]
+    )
+    pipeline.feed(backlog)
+    assert pipeline.view()["position"]["lat"] == 34.30
+    assert [p.seq for p in pipeline.store.track(UNIT, t - 120_000, t)] == [40, 41, 50]
+    assert pipeline.acked() == [(40, 41)]
+
+
+def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    spoofed = codec.encode(StatusChange(unit="KEN-C01", seq=9, t_ms=t, status=6))
+    pipeline.feed(
+        position(2, t),
+        raw=[
+            ("balise/v1/KEN-M01/pos", b"{garbage"),
+            ("balise/v1/KEN-M01/status", spoofed),  # KEN-C01's payload on KEN-M01's topic
+            ("balise/v1/KEN-M01/pos", codec.encode(position(3, t + 3_600_000))),  # an hour ahead
+            (
+                "balise/v1/KEN-M01/status",
+                codec.encode(StatusChange(unit=UNIT, seq=4, t_ms=t, status=1)),
+            ),
+        ],
+    )
+    rejected = pipeline.ingest.metrics.rejected
+    assert rejected == {"bad_json": 1, "unit_mismatch": 1, "future_time": 1}
+    assert pipeline.view()["status"] == "available"
+    assert [p.seq for p in pipeline.store.track(UNIT, t - 1, t + 7_200_000)] == [2]
+
+
+def test_sos_stages_and_a_dispatchers_acknowledgement(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    pipeline.feed(Sos(unit=UNIT, seq=10, t_ms=t, action="raise", alarm_id=10, lat=34.2, lon=-6.5))
+    assert pipeline.acked() == [(10, 10)]
+    assert pipeline.view()["sos"]["alarm_id"] == 10
+    assert pipeline.state.acknowledge_sos(UNIT, 10, "amina", t)
+    assert pipeline.view()["sos"]["acknowledged_by"] == "amina"
+    assert not pipeline.state.acknowledge_sos(UNIT, 99, "amina", t)
+    pipeline.feed(Sos(unit=UNIT, seq=12, t_ms=t, action="cancel", alarm_id=10))
+    assert pipeline.view()["sos"]["cancelled"]
+
+
+def online(seq: int, up: bool) -> Online:
+    return Online(unit=UNIT, seq=seq, t_ms=1, clock_time=True, online=up)
+
+
+def test_presence_follows_the_wills_of_the_latest_connection(pipeline: Pipeline) -> None:
+    # Connection 1: will seq 10, hello 11. Connection 2: will 20, hello 21.
+    pipeline.feed(online(11, True))
+    pipeline.feed(online(10, False))  # connection 1 lost
+    assert pipeline.view()["online"] is False
+    pipeline.feed(online(21, True))
+    assert pipeline.view()["online"] is True
+    pipeline.feed(online(10, False))  # connection 1's will delivered again, late: old news
+    assert pipeline.view()["online"] is True
+    pipeline.feed(online(20, False))  # connection 2 lost
+    assert pipeline.view()["online"] is False
+
+
+def test_a_silent_unit_turns_stale(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path / "gateway.sqlite")
+    pipeline.state = LiveState(heartbeat_s=60, grace_s=10)
+    pipeline.ingest.state = pipeline.state
+    pipeline.feed(position(1, pipeline.now_ms))
+    assert pipeline.state.tick(pipeline.now_ms + 69_000) == set()
+    assert pipeline.state.tick(pipeline.now_ms + 71_000) == {UNIT}
+    assert pipeline.view()["stale"] is True
+
+
+def test_live_state_is_rebuilt_from_the_store_after_a_restart(tmp_path: Path) -> None:
+    first = Pipeline(tmp_path / "gateway.sqlite")
+    t = first.now_ms
+    first.feed(
+        position(1, t, lat=34.25), StatusChange(unit=UNIT, seq=2, t_ms=t, status=4), online(3, True)
+    )
+    first.store.close()
+    second = Pipeline(tmp_path / "gateway.sqlite")
+    second.state.apply(second.store.latest())
+    view = second.view()
+    assert (view["position"]["lat"], view["status"], view["online"]) == (34.25, "on_scene", True)
