@@ -313,6 +313,10 @@ class Outbox:
         self._forget(done)
         return True
 
+    def highest_seq(self):
+        """The highest seq held (pending or in flight), or None when empty."""
+        return max(self._records) if self._records else None
+
     def depth(self):
         """Records waiting: pending and in flight."""
         return len(self._records)

@@ -70,6 +70,8 @@ class SequenceStore:
         self._storage = storage
         self.block = block
         self.damaged_copies = 0  # copies found present but invalid at start
+        self.storage_errors = 0  # reservations that reached no copy on disk
+        self.last_storage_error = None
         ceilings = []
         present = 0
         for name in SEQ_FILES:
@@ -129,7 +131,11 @@ class SequenceStore:
                 written += 1
             except OSError as exc:
                 problems.append("%s: %s" % (name, exc))
-        # One durable copy is enough: loading takes the larger valid copy.
+        # One durable copy is enough: loading takes the larger valid copy. With
+        # none, a dead card must not stop the unit (an SOS needs a number): go
+        # on in RAM and count it; at the next boot the unit restarts above the
+        # clock and its outbox (Unit.start), never below what it used.
         if not written:
-            raise StateError("cannot reserve sequence numbers: %s" % "; ".join(problems))
+            self.storage_errors += 1
+            self.last_storage_error = "; ".join(problems)
         self.ceiling = ceiling

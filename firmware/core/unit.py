@@ -17,10 +17,12 @@ What the rider sees (LED patterns; the GPIO driver times the blinking):
 Runs on MicroPython: plain classes, no typing at run time.
 """
 
+import json
+
 from firmware.core import reporting
 from firmware.core.buttons import HOLD, PRESS, RELEASE, Buttons
 from firmware.core.config import SOS, UnitConfig
-from firmware.core.fix import MODE_3D
+from firmware.core.fix import MODE_3D, MODE_NO_FIX, Fix
 from firmware.core.signals import (
     ACKNOWLEDGED,
     ASSIGNMENT,
@@ -66,6 +68,8 @@ CANCELLING = "cancelling"
 
 SEEN_COMMANDS = 32  # how many command ids are remembered to ignore repeats
 SEQ_FLOOR_MS = 100  # a fresh sequence starts at the wall clock in these units
+GPS_SILENCE_MS = 5000  # no fix event for this long is a lost fix
+STATE_FILE = "unit.state"
 
 
 class Action:
@@ -133,7 +137,7 @@ class _Alarm:
 class Unit:
     """One unit's core. `seqs` is a firmware.core.seqstore.SequenceStore, `outbox` an Outbox."""
 
-    def __init__(self, unit_id, config, seqs, outbox, firmware=FIRMWARE_VERSION):
+    def __init__(self, unit_id, config, seqs, outbox, firmware=FIRMWARE_VERSION, storage=None):
         self.unit_id = topics.check_unit_id(unit_id)
         self.config = config if isinstance(config, UnitConfig) else UnitConfig(**config)
         self.seqs = seqs
@@ -163,6 +167,10 @@ class Unit:
         self.next_health_tick = 0
         self.seen_commands = []
         self.rejected_downlinks = 0
+        self.last_fix_tick = None
+        # Where the alarm and the pending status survive a restart (None: RAM only).
+        self.storage = storage
+        self.state_errors = 0
 
     # -- events ---------------------------------------------------------
 
@@ -170,18 +178,23 @@ class Unit:
         """Boot: `wall_ms` is the system clock (epoch ms), used until GPS time is trusted."""
         self.start_tick = tick_ms
         self.offset_ms = wall_ms - tick_ms
-        if self.seqs.state != "ok":
-            # A new unit, a wiped or replaced card, or damaged state files: start
-            # above any number this unit can have used before. Tenths of a second
-            # since the epoch outgrow a unit's sequence unless it averaged ten
-            # messages a second over its whole life. Needs a sane clock: Raspberry
-            # Pi OS's fake-hwclock keeps it from going back to 1970 (docs/outbox.md).
-            self.seqs.restart_above(wall_ms // SEQ_FLOOR_MS)
+        # Whatever the sequence files say (a new unit, a wiped card, damaged or
+        # stale files after a failing card), continue above the records still in
+        # the outbox and above the clock: tenths of a second since the epoch
+        # outgrow a unit's sequence unless it averaged ten messages a second over
+        # its whole life. Needs a sane clock: Raspberry Pi OS's fake-hwclock keeps
+        # it from going back to 1970 (docs/outbox.md).
+        floor = wall_ms // SEQ_FLOOR_MS
+        highest = self.outbox.highest_seq()
+        self.seqs.restart_above(floor if highest is None else max(floor, highest))
         self.next_health_tick = tick_ms + int(self.config.health_interval_s * 1000)
-        actions = [led(pin, OFF) for pin in self.config.buttons]
-        return actions + [led("gps", BLINK), led("link", OFF)]
+        self._restore(tick_ms)
+        actions = [led("gps", BLINK), led("link", OFF)] + self._status_leds()
+        return actions + (self._alarm_leds() or [led("sos", OFF)])
 
     def on_fix(self, fix, tick_ms):
+        fix = _within_limits(fix)
+        self.last_fix_tick = tick_ms
         self._learn_time(fix, tick_ms)
         was_usable = self.last_fix is not None and self.policy.usable(self.last_fix)
         self.last_fix = fix
@@ -211,22 +224,7 @@ class Unit:
         if self.alarm is not None:
             # The alarm waiting in the outbox goes out now: repeat from here.
             self.alarm.last_sent_tick = tick_ms
-        online = Online(
-            unit=self.unit_id,
-            seq=self.seqs.next(),
-            online=True,
-            firmware=self.firmware,
-            **self._time(tick_ms),
-        )
-        hello = Action(
-            PUBLISH,
-            topic=topics.topic(self.unit_id, "online"),
-            payload=codec.encode(online),
-            qos=1,
-            retain=True,
-            token=None,
-        )
-        return [led("link", ON), hello] + self._drain()
+        return [led("link", ON), self._presence(True, tick_ms)] + self._drain()
 
     def on_puback(self, token, tick_ms):
         message = self.inflight.pop(token, None)
@@ -244,16 +242,23 @@ class Unit:
         except ProtocolError:
             self.rejected_downlinks += 1
             return []
-        if topic != self.cmd_topic or command.cmd_id in self.seen_commands:
+        if topic != self.cmd_topic:
             return []
-        self.seen_commands = (self.seen_commands + [command.cmd_id])[-SEEN_COMMANDS:]
+        if isinstance(command, Assignment):
+            # Only an assignment is worth recognising again (no second alarm for
+            # the rider); acks and the rest are harmless to apply twice.
+            if command.cmd_id in self.seen_commands:
+                return []
+            self.seen_commands = (self.seen_commands + [command.cmd_id])[-SEEN_COMMANDS:]
         handler = _COMMAND_HANDLERS.get(type(command))
         return handler(self, command, tick_ms) if handler else []
 
     def on_tick(self, tick_ms):
         actions = self._on_button_events(self.buttons.on_tick(tick_ms), tick_ms)
         self.outbox.tick(tick_ms)
+        actions += self._gps_silence(tick_ms)
         actions += self._repeat_sos(tick_ms)
+        actions += self._retry_cancel(tick_ms)
         actions += self._retry_status(tick_ms)
         if tick_ms >= self.next_health_tick:
             self.next_health_tick = tick_ms + int(self.config.health_interval_s * 1000)
@@ -281,23 +286,31 @@ class Unit:
 
     def sign_off(self, tick_ms):
         """Going off the air on purpose: a clean DISCONNECT suppresses the last will."""
-        gone = Online(unit=self.unit_id, seq=self.seqs.next(), online=False, **self._time(tick_ms))
         self.link_up = False
-        return [
-            Action(
-                PUBLISH,
-                topic=topics.topic(self.unit_id, "online"),
-                payload=codec.encode(gone),
-                qos=1,
-                retain=True,
-                token=None,
-            )
-        ]
+        return [self._presence(False, tick_ms)]
 
     def will(self, tick_ms):
         """(topic, payload) of the last will, to give the broker at connect time."""
-        gone = Online(unit=self.unit_id, seq=self.seqs.next(), online=False, **self._time(tick_ms))
-        return topics.topic(self.unit_id, "online"), codec.encode(gone)
+        will = self._presence(False, tick_ms)
+        return will.topic, will.payload
+
+    def _presence(self, online, tick_ms):
+        """A retained `online` publish with a fresh seq, outside the outbox (state, not history)."""
+        message = Online(
+            unit=self.unit_id,
+            seq=self.seqs.next(),
+            online=online,
+            firmware=self.firmware if online else None,
+            **self._time(tick_ms),
+        )
+        return Action(
+            PUBLISH,
+            topic=codec.topic_of(message),
+            payload=codec.encode(message),
+            qos=1,
+            retain=True,
+            token=None,
+        )
 
     def next_wakeup_ms(self, tick_ms):
         """When on_tick is next needed: soon for a button being debounced, else in a second."""
@@ -322,7 +335,7 @@ class Unit:
 
     def _on_press(self, event, tick_ms):
         if self.config.buttons[event.pin] == SOS:
-            return [buzzer(CLICK)] + self._raise_sos(tick_ms) if self.alarm is None else []
+            return [buzzer(CLICK)] + self._raise_sos(tick_ms) if self._may_raise() else []
         if event.pin == self.config.sos_hold_button:
             return []  # decided on release: a long press is an SOS, not a status
         return [buzzer(CLICK)] + self._change_status(self.config.status_of(event.pin), tick_ms)
@@ -339,9 +352,13 @@ class Unit:
             if alarm and alarm.stage != CANCELLING and event.since_ms > alarm.raised_tick:
                 return self._cancel_sos(tick_ms)
             return []
-        if event.pin == self.config.sos_hold_button and alarm is None:
+        if event.pin == self.config.sos_hold_button and self._may_raise():
             return self._raise_sos(tick_ms)
         return []
+
+    def _may_raise(self):
+        """No alarm open, or the last one is being cancelled: a new SOS is never refused."""
+        return self.alarm is None or self.alarm.stage == CANCELLING
 
     # -- status -------------------------------------------------------------
 
@@ -364,6 +381,7 @@ class Unit:
         self.status_pending = change
         self.status_delivered_tick = None
         self.outbox.add(change, tick_ms)
+        self._save_state()
         actions = self._status_leds()
         if self.last_fix is not None and self.policy.usable(self.last_fix):
             actions += self._report_position(self.last_fix, tick_ms, "status")
@@ -399,6 +417,7 @@ class Unit:
         seq = self.seqs.next()
         self.alarm = _Alarm(seq, tick_ms)
         self.outbox.add(self._sos_message(SOS_RAISE, seq, tick_ms), tick_ms)
+        self._save_state()
         return [led("sos", FLASH), buzzer(SOS_SENT)] + self._drain()
 
     def _sos_message(self, action, seq, tick_ms):
@@ -433,8 +452,27 @@ class Unit:
         alarm = self.alarm
         alarm.stage = CANCELLING
         alarm.cancel = self._sos_message(SOS_CANCEL, self.seqs.next(), tick_ms)
+        alarm.last_sent_tick = tick_ms
         self.outbox.add(alarm.cancel, tick_ms)
+        self._save_state()
         return [led("sos", BLINK), buzzer(CLICK)] + self._drain()
+
+    def _retry_cancel(self, tick_ms):
+        alarm = self.alarm
+        if alarm is None or alarm.stage != CANCELLING or not self.link_up:
+            return []
+        if tick_ms - alarm.last_sent_tick < self.config.status_retry_s * 1000:
+            return []
+        # Same message, same seq; the outbox ignores it while it still holds it.
+        alarm.last_sent_tick = tick_ms
+        self.outbox.add(alarm.cancel, tick_ms)
+        return []
+
+    def _alarm_leds(self):
+        alarm = self.alarm
+        if alarm is None:
+            return []
+        return [led("sos", _ALARM_LED[alarm.stage])]
 
     # -- commands -----------------------------------------------------------
 
@@ -445,15 +483,18 @@ class Unit:
         actions = []
         if self.status_pending is not None and acked(self.status_pending.seq):
             self.status_pending = None
+            self._save_state()
             actions += self._status_leds()
         alarm = self.alarm
         if alarm is None:
             return actions
         if alarm.stage == CANCELLING and acked(alarm.cancel.seq):
             self.alarm = None
+            self._save_state()
             return actions + [led("sos", OFF), buzzer(RECEIVED)]
         if alarm.stage == SENT and any(acked(seq) for seq in alarm.seqs):
             alarm.stage = GATEWAY
+            self._save_state()
             actions += [led("sos", BLINK), buzzer(RECEIVED)]
         return actions
 
@@ -466,6 +507,7 @@ class Unit:
         ):
             return []
         alarm.stage = PERSON
+        self._save_state()
         return [led("sos", ON), buzzer(ACKNOWLEDGED)]
 
     def _on_assignment(self, command, tick_ms):
@@ -496,6 +538,7 @@ class Unit:
             lon=fix.lon if usable else None,
             speed_mps=fix.speed_mps if usable else None,
             heading_deg=fix.heading_deg if usable else None,
+            alt_m=fix.alt_m if usable and fix.mode == MODE_3D else None,
             acc_m=fix.acc_m if usable else None,
             hdop=fix.hdop,
             fix=fix.mode if usable else FIX_NONE,
@@ -511,6 +554,59 @@ class Unit:
         if fix is None or not self.policy.usable(fix):
             return None, None
         return fix.lat, fix.lon
+
+    def _gps_silence(self, tick_ms):
+        """A receiver that stops talking has lost its fix too (gpsd or serial went quiet)."""
+        last = self.last_fix_tick
+        if last is None or tick_ms - last < GPS_SILENCE_MS or not self.policy.had_fix:
+            return []
+        return self.on_fix(Fix(mode=MODE_NO_FIX), tick_ms)
+
+    # -- surviving a restart -------------------------------------------------
+
+    def _save_state(self):
+        """The open alarm and the unacknowledged status, synced: a restart repeats them."""
+        if self.storage is None:
+            return
+        alarm = self.alarm
+        state = {
+            "status": self.status,
+            "pending": _payload_text(self.status_pending),
+            "alarm": None
+            if alarm is None
+            else {
+                "id": alarm.alarm_id,
+                "stage": alarm.stage,
+                "cancel": _payload_text(alarm.cancel),
+            },
+        }
+        try:
+            self.storage.replace(STATE_FILE, json.dumps(state).encode())
+        except OSError:
+            self.state_errors += 1
+
+    def _restore(self, tick_ms):
+        if self.storage is None:
+            return
+        try:
+            data = self.storage.read(STATE_FILE)
+            state = json.loads(data) if data else {}
+            self.status = state.get("status")
+            self.status_pending = self._message(state.get("pending"), "status")
+            if self.status_pending is not None:
+                self.status_delivered_tick = tick_ms  # re-sent after status_retry_s unless acked
+            saved = state.get("alarm")
+            if saved:
+                self.alarm = _Alarm(saved["id"], tick_ms)
+                self.alarm.stage = saved["stage"]
+                self.alarm.cancel = self._message(saved.get("cancel"), "sos")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # A damaged state file costs the LEDs' memory, never the messages:
+            # the outbox still holds and sends them.
+            self.state_errors += 1
+
+    def _message(self, text, kind):
+        return None if not text else codec.decode(topics.topic(self.unit_id, kind), text.encode())
 
     # -- time and publishing -----------------------------------------------
 
@@ -551,6 +647,33 @@ class Unit:
             actions.append(publish)
         return actions
 
+
+def _payload_text(message):
+    return None if message is None else codec.encode(message).decode()
+
+
+# Fix fields the protocol bounds; a receiver's value outside them (a glitch,
+# a 100 HDOP) is dropped rather than allowed to stop a message from encoding.
+_FIX_LIMITS = {
+    field.attr: (field.lo, field.hi)
+    for field in codec.POSITION_FIELDS
+    if field.lo is not None and field.attr in Fix.FIELDS
+}
+
+
+def _within_limits(fix):
+    values = fix.values()
+    for name, (lo, hi) in _FIX_LIMITS.items():
+        value = values[name]
+        # `not lo <= value <= hi` is also true for NaN.
+        if value is not None and not lo <= value <= hi:
+            values[name] = None
+    if values["lat"] is None or values["lon"] is None:
+        values["mode"] = MODE_NO_FIX
+    return Fix(**values)
+
+
+_ALARM_LED = {SENT: FLASH, GATEWAY: BLINK, PERSON: ON, CANCELLING: BLINK}
 
 _BUTTON_HANDLERS = {PRESS: Unit._on_press, RELEASE: Unit._on_release, HOLD: Unit._on_hold}
 _COMMAND_HANDLERS = {

@@ -61,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"state dir {state_dir}: cannot create: {exc.strerror}") from exc
     storage = FileStorage(str(state_dir))
     unit = Unit(
-        config.unit_id, config.core, SequenceStore(storage), Outbox(config.unit_id, storage)
+        config.unit_id,
+        config.core,
+        SequenceStore(storage),
+        Outbox(config.unit_id, storage),
+        storage=storage,  # the open alarm and the pending status survive a restart
     )
     notifier = Notifier()
     runtime = Runtime(

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from firmware.core.clock import MonotonicClock
 from firmware.core.unit import BUZZER, LED, MEASURE_HEALTH, PUBLISH, Action, Unit
 from firmware.errors import FirmwareError
+from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +62,22 @@ class Runtime:
         self.clock = clock or MonotonicClock()
         self.vitals = vitals or (lambda: {})
         self.watchdog = watchdog or (lambda: None)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # SimpleQueue: put() is safe from a signal handler on the loop's own thread.
+        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.link: Link | None = None
         self.board: Board | None = None
         self.handled = 0  # events fed to the core, for tests and health
+        self.failed_events = 0
 
     def post(self, kind: str, value: Any = None) -> None:
         """Thread-safe: hand an event to the loop."""
         self.events.put((kind, value))
 
     def on_edge(self, pin: str, level: int) -> None:
-        self.post("edge", (pin, level))
+        # Stamped now, on the driver's thread: a busy loop must not squeeze a
+        # press and its release together (the debounce would drop the press).
+        self.post("edge", (pin, level, self.clock.ticks()))
 
     def run(self, link: Link, board: Board, gps: GpsSource | None) -> None:
         """Run until stop() is called; sign off cleanly."""
@@ -104,14 +109,23 @@ class Runtime:
         except queue.Empty:
             kind, value = "tick", None
         tick = self.clock.ticks()
-        actions = _EVENT_HANDLERS[kind](self, value, tick)
+        try:
+            actions = _EVENT_HANDLERS[kind](self, value, tick)
+            actions += self.unit.on_tick(tick)
+        except ProtocolError as exc:
+            # A message the codec refuses must cost that event, not the unit.
+            self.failed_events += 1
+            log.error("event %s: %s", kind, exc)
+            actions = []
         self.handled += 1
-        self._execute(actions + self.unit.on_tick(tick), tick)
-        self.watchdog()
+        self._execute(actions, tick)
+        # A board whose LED thread died leaves the rider blind: let systemd restart us.
+        if getattr(self.board, "running", True):
+            self.watchdog()
 
-    def _on_edge(self, value: tuple[str, int], tick: int) -> list[Action]:
-        pin, level = value
-        return self.unit.on_button(pin, level, tick)
+    def _on_edge(self, value: tuple[str, int, int], tick: int) -> list[Action]:
+        pin, level, edge_tick = value
+        return self.unit.on_button(pin, level, edge_tick)
 
     def _on_link_up(self, value: None, tick: int) -> list[Action]:
         log.info("link up")
@@ -165,13 +179,37 @@ class Runtime:
             try:
                 fix = gps.read()
             except FirmwareError as exc:
-                log.warning("GPS: %s; retrying in %.0f s", exc, GPS_RETRY_SECONDS)
+                log.warning("GPS: %s; reopening in %.0f s", exc, GPS_RETRY_SECONDS)
+                while not self.stopping.wait(GPS_RETRY_SECONDS) and not _reopened(gps):
+                    pass
+                continue
+            except Exception:  # the reader must outlive any driver bug: log it, go on
+                log.exception("GPS reader failed; retrying in %.0f s", GPS_RETRY_SECONDS)
                 self.stopping.wait(GPS_RETRY_SECONDS)
                 continue
             if fix is None:
                 self.stopping.wait(GPS_IDLE_SECONDS)
             else:
                 self.post("fix", fix)
+
+
+def _reopened(gps: GpsSource) -> bool:
+    """Open a failed source again; False (logged) if it still cannot be.
+
+    A source that raised stays failed until reopened: GpsdSource drops its connection
+    (gpsd restarted, or gone), a serial port that went away stays closed. Each is opened
+    by its own method; a source with neither (FakeGps) just gets read again.
+    """
+    reopen = getattr(gps, "connect", None) or getattr(gps, "open", None)
+    if reopen is None:
+        return True
+    try:
+        reopen()
+    except FirmwareError as exc:
+        log.warning("GPS: %s; trying again in %.0f s", exc, GPS_RETRY_SECONDS)
+        return False
+    log.info("GPS reopened")
+    return True
 
 
 _EVENT_HANDLERS: dict[str, Callable[[Runtime, Any, int], list[Action]]] = {

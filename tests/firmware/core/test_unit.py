@@ -204,6 +204,7 @@ def test_health_is_measured_every_interval():
     harness = online_harness(health_interval_s=60)
     assert [a.kind for a in harness.advance(59) if a.kind == MEASURE_HEALTH] == []
     assert [a.kind for a in harness.advance(2) if a.kind == MEASURE_HEALTH] == [MEASURE_HEALTH]
+    harness.fix()  # the GPS still talking (silence for 5 s is a lost fix)
     health = sent(
         harness.run(harness.unit.on_health(harness.clock.ticks(), cpu_temp_c=51.5)), "health"
     )[0]
@@ -247,3 +248,61 @@ def test_a_new_or_wiped_unit_numbers_above_anything_it_sent_before():
     # The same storage after a reboot continues; it does not jump again.
     again = Harness(storage=harness.storage)
     assert sent(again.link(True), "online")[0].seq < hello.seq + 2000
+
+
+def test_receiver_values_beyond_the_protocol_never_stop_an_sos():
+    harness = online_harness()
+    # A glitching receiver: 200 m/s, an error estimate of 200 km, HDOP 99.999.
+    harness.fix(speed=200.0, acc=2e5, hdop=99.999)
+    actions = harness.press("sos")
+    raised = sent(actions, "sos")[0]
+    assert raised.speed_mps is None and raised.acc_m is None
+    assert leds(actions, "sos") == [FLASH]
+
+
+def test_an_open_alarm_and_a_pending_status_survive_a_restart():
+    harness = online_harness(sos_repeat_s=5)
+    change = sent(harness.press("b3"), "status")[0]
+    raised = sent(harness.press("sos"), "sos")[0]
+    harness.puback()
+    harness.gateway_ack(raised.seq)  # the gateway has the SOS, no person yet
+    # Power cut; the unit boots on the same card.
+    again = Harness(storage=harness.storage, sos_repeat_s=5)
+    assert leds(again.actions, "sos") == [BLINK]
+    assert leds(again.actions, "b3") == [BLINK]
+    again.link(True)
+    again.fix()
+    repeats = sent(again.advance(5.5), "sos")
+    assert repeats and all(message.alarm_id == raised.seq for message in repeats)
+    assert leds(again.dispatcher_ack(raised.seq), "sos") == [ON]
+    again.puback()
+    resent = sent(again.advance(11), "status")
+    assert [message.seq for message in resent] == [change.seq]
+    assert leds(again.gateway_ack(change.seq), "b3") == [ON]
+
+
+def test_a_new_sos_is_possible_while_a_cancel_waits_and_the_cancel_is_resent():
+    harness = online_harness(status_retry_s=10)
+    first = sent(harness.press("sos"), "sos")[0]
+    cancel = next(m for m in sent(harness.press("sos", hold_s=3.2), "sos") if m.action == "cancel")
+    harness.puback()
+    resent = [m for m in sent(harness.advance(10.5), "sos") if m.action == "cancel"]
+    assert [m.seq for m in resent] == [cancel.seq]
+    second = sent(harness.press("sos"), "sos")
+    assert [m.action for m in second] == ["raise"] and second[0].alarm_id > first.alarm_id
+
+
+def test_acks_from_a_restarted_gateway_are_not_taken_for_repeats():
+    harness = online_harness()
+    first = sent(harness.press("b1"), "status")[0]
+    harness.gateway_ack(first.seq)
+    second = sent(harness.press("b2"), "status")[0]
+    harness.cmd_id = 0  # a gateway that restarted and counts from 1 again
+    assert leds(harness.gateway_ack(second.seq), "b2") == [ON]
+
+
+def test_a_receiver_that_goes_quiet_is_a_lost_fix():
+    harness = online_harness()
+    harness.advance(2)
+    assert sent(harness.advance(4), "pos")[-1].reason == "fix_lost"
+    assert leds(harness.actions, "gps")[-1] == BLINK

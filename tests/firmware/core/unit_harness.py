@@ -23,7 +23,13 @@ class Harness:
     def __init__(self, storage=None, **settings):
         self.clock = FakeClock(0)
         self.storage = storage or MemoryStorage()
-        self.unit = Unit(UNIT, settings, SequenceStore(self.storage), Outbox(UNIT, self.storage))
+        self.unit = Unit(
+            UNIT,
+            settings,
+            SequenceStore(self.storage),
+            Outbox(UNIT, self.storage),
+            storage=self.storage,
+        )
         self.actions = self.unit.start(self.clock.ticks(), T0_MS + 5000)
         self.cmd_id = 0
 
@@ -52,7 +58,16 @@ class Harness:
     def link(self, up):
         return self.run(self.unit.on_link(up, self.clock.ticks()))
 
-    def fix(self, lat=KENITRA[0], lon=KENITRA[1], speed=0.0, heading=0.0, mode=MODE_3D, hdop=0.9):
+    def fix(
+        self,
+        lat=KENITRA[0],
+        lon=KENITRA[1],
+        speed=0.0,
+        heading=0.0,
+        mode=MODE_3D,
+        hdop=0.9,
+        acc=None,
+    ):
         fix = Fix(
             time_ms=T0_MS + self.clock.ticks(),
             mode=mode,
@@ -61,6 +76,7 @@ class Harness:
             speed_mps=speed,
             heading_deg=heading,
             hdop=hdop,
+            acc_m=acc,
             sats=9,
         )
         return self.run(self.unit.on_fix(fix, self.clock.ticks()))
