@@ -4,7 +4,7 @@ Runtimes read them from TOML (CPython) or a dict (MicroPython) and pass
 keyword arguments; the core never reads files for its configuration.
 """
 
-from firmware.errors import ConfigError
+from firmware.core.errors import ConfigError
 from protocol import status
 
 SOS = "sos"

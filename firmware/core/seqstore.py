@@ -19,12 +19,12 @@ or half-written copy costs nothing. States after loading:
   `restart_above(floor)` with a floor above every number the unit can have
   used -- trusted GPS time in ms is one (see docs/outbox.md).
 
-Imports only firmware.errors and the standard library that MicroPython has.
+Imports only firmware.core.errors and the standard library that MicroPython has.
 """
 
 import binascii
 
-from firmware.errors import StateError
+from firmware.core.errors import StateError
 
 SEQ_FILES = ("seq.a", "seq.b")
 DEFAULT_BLOCK = 1000
