@@ -160,9 +160,10 @@ def test_sos_raised_without_a_link_goes_first_and_repeats_until_a_person_acknowl
             assert board.leds["sos"] == "flash"
             proxy.restore()
             raised = wait_until(lambda: gw.messages(kind="sos"), what="the SOS")[0]
+            # The pending status follows the SOS; wait for it rather than race it.
+            wait_until(lambda: gw.messages(kind="status"), what="the pending status")
             kinds = [message.KIND for message in gw.messages()]
             assert kinds[:2] == ["online", "sos"], kinds
-            assert "status" in kinds
             assert (
                 raised.action == "raise"
                 and raised.alarm_id == raised.seq
