@@ -178,6 +178,10 @@ class PahoLink:
         """One connection, from connect to loss; returns why it ended."""
         settings = self.settings
         self._ended.clear()
+        with self._lock:
+            # No PUBACK can come before the CONNACK: an early one left from an earlier
+            # session belongs to nothing now, and must not pass for a new publish's.
+            self._early_pubacks.clear()
         try:
             self._client.connect(settings.host, settings.port, keepalive=KEEPALIVE_SECONDS)
         except (OSError, ssl.SSLError) as exc:

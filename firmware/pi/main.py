@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         unit, vitals=Vitals(str(state_dir), config.supply_voltage_file), watchdog=notifier.watchdog
     )
     link = _link(config, runtime)
-    board = _board(config, runtime, fake=args.fake_gpio)
+    try:
+        board = _board(config, runtime, fake=args.fake_gpio)
+    except ConfigError as exc:  # a [pins] problem: say which file
+        raise ConfigError(f"{args.config}: {exc}") from exc
     gps = _gps(args.gps or config.gps)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runtime.stop())

@@ -86,14 +86,18 @@ class Runtime:
         board.start()
         self._execute(self.unit.start(tick, int(time.time() * 1000)), tick)
         link.start(*self.unit.will(tick))
+        reader = None
         if gps is not None:
-            threading.Thread(target=self._read_gps, args=(gps,), name="gps", daemon=True).start()
+            reader = threading.Thread(target=self._read_gps, args=(gps,), name="gps", daemon=True)
+            reader.start()
         try:
             while not self.stopping.is_set():
                 self._step()
         finally:
             self._sign_off()
             board.close()
+            if gps is not None:
+                _close_gps(gps, reader)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -191,6 +195,19 @@ class Runtime:
                 self.stopping.wait(GPS_IDLE_SECONDS)
             else:
                 self.post("fix", fix)
+
+
+def _close_gps(gps: GpsSource, reader: threading.Thread | None) -> None:
+    """Close the source (gpsd socket, serial port) once its reader has stopped reading."""
+    if reader is not None:
+        reader.join(GPS_RETRY_SECONDS)  # a read returns within its own timeout
+    close = getattr(gps, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:  # stopping anyway: a driver that fails to close must not hang the exit
+        log.exception("GPS: closing the source failed")
 
 
 def _reopened(gps: GpsSource) -> bool:

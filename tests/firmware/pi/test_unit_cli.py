@@ -129,7 +129,7 @@ def test_a_button_without_a_pin_is_named(tmp_path: Path, unit_document: dict[str
     write(tmp_path / "unit.toml", unit_document)
     args = ["--config", "unit.toml", "--fake-gpio", "--state-dir", "state"]
     line = one_line_error(balise_unit(*args, cwd=tmp_path))
-    assert "pins: no pin for b5, b5_led" in line
+    assert "unit.toml: pins: no pin for b5, b5_led" in line
 
 
 def test_a_ca_file_that_does_not_load_is_named(

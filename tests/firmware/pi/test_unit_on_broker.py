@@ -23,11 +23,13 @@ from firmware.core.seqstore import SequenceStore
 from firmware.core.storage import FileStorage
 from firmware.core.unit import Unit
 from firmware.drivers.gpio_fake import FakeBoard
+from firmware.drivers.gps_fake import FakeGps
 from firmware.drivers.mqtt_paho import Backoff, BrokerSettings, PahoLink
 from firmware.pi import config as unit_config
 from firmware.pi.runtime import Runtime
 from protocol import codec, topics
 from protocol.messages import Ack, SosAck
+from tests.firmware.pi.unit_helpers import running_runtime, uplink
 from tests.mqtt_helpers import Broker, Session, connected
 from tests.netfault import LinkCutter
 
@@ -259,3 +261,12 @@ def test_the_link_survives_pubacks_racing_its_publishes(broker: Broker) -> None:
         assert sorted(pubacks) == list(range(count))
     finally:
         link.close()
+
+
+def test_stopping_the_unit_closes_its_gps_source(broker: Broker, tmp_path: Path) -> None:
+    gps = FakeGps()
+    gps.feed(a_fix())
+    with uplink(broker) as seen, running_runtime(broker, tmp_path / "state", gps):
+        wait_until(seen.positions, what="the fed fix, reported")
+        assert not gps.closed
+    assert gps.closed, "the serial port or gpsd socket must be released on stop"
