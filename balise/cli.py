@@ -34,8 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "gateway": (
         "gateway.app",
-        "run the gateway: MQTT ingest, store, live state, acknowledgements",
+        "run the gateway: MQTT ingest, store, live state, HTTP API and live feed",
     ),
+    "users": ("gateway.commands.users", "add dispatcher accounts to the gateway"),
+    "tokens": ("gateway.commands.tokens", "create bearer tokens for machine clients"),
 }
 
 

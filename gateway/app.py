@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import uvicorn
+
 from gateway import config as gateway_config
+from gateway.api import ApiContext, create_app
 from gateway.ingest import Ingest
 from gateway.mqtt import GatewayLink, run_ingest
-from gateway.state import LiveState
+from gateway.room import RoomStore
+from gateway.state import Assignment, LiveState
+from protocol import status
 
 log = logging.getLogger("balise.gateway")
 
@@ -68,45 +75,89 @@ class Gateway:
 
         self.config = config
         self.store = SqliteStore(config.db)
-        self.state = LiveState(config.heartbeat_s, config.grace_s)
+        self.room = RoomStore(config.room_db)
+        self.state = LiveState(config.heartbeat_s, config.grace_s, fleet=config.fleet)
         self.state.apply(self.store.latest())
+        self._restore_assignments()
         self.link = GatewayLink(config)
         self.ingest = Ingest(self.store, self.state, self.link.send_command, config.max_future_s)
         self.stopping = threading.Event()
-        self.changes: asyncio.Queue[set[str]] = asyncio.Queue()
+        self.context = ApiContext(
+            config=config,
+            state=self.state,
+            store=self.store,
+            room=self.room,
+            send_command=self.link.send_command,
+            command_id=self.ingest.command_id,
+            metrics=self.ingest.metrics,
+            mqtt_connected=self.link.connected.is_set,
+        )
+        self.app = create_app(self.context)
+        self.hub = self.app.state.hub
+        self.server = _Server(
+            uvicorn.Config(
+                self.app,
+                host=config.http_host,
+                port=config.http_port,
+                log_level="warning",
+                lifespan="off",
+                ws_ping_interval=20.0,
+            )
+        )
+
+    def _restore_assignments(self) -> None:
+        """Assignments survive a restart; one the unit has since accepted shows accepted."""
+        for incident, unit, cmd_id, sent_ms, by in self.room.assignments():
+            assignment = Assignment(str(incident), cmd_id, sent_ms, by)
+            if self.state.assign(unit, assignment):
+                current = self.state.units[unit]
+                if current.status == status.EN_ROUTE and current.incident == str(incident):
+                    assignment.accepted_ms = current.status_since_ms
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         self.link.start()
-        log.info("gateway: store %s, %d units known", self.config.db, len(self.state.units))
+        log.info(
+            "gateway: store %s, %d units known, HTTP on http://%s:%d/",
+            self.config.db,
+            len(self.state.units),
+            self.config.http_host,
+            self.config.http_port,
+        )
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._ingest(loop), name="ingest")
                 tasks.create_task(self._tick(), name="staleness")
                 tasks.create_task(self._purge(), name="retention")
+                tasks.create_task(self.hub.run(self.stopping.is_set), name="live feed")
+                tasks.create_task(self._http(), name="http")
         finally:
             self.link.stop()
             self.store.close()
+            self.room.close()
         return 0
 
     def stop(self) -> None:
         self.stopping.set()
+        self.server.should_exit = True
         self.link.inbox.put(None)
 
-    async def _ingest(self, loop: asyncio.AbstractEventLoop) -> None:
-        def changed(unit_ids: set[str]) -> None:
-            loop.call_soon_threadsafe(self.changes.put_nowait, unit_ids)
+    async def _http(self) -> None:
+        await self.server.serve()
+        if not self.server.started:
+            raise gateway_config.ConfigError(
+                f"http: cannot listen on {self.config.http_host}:{self.config.http_port}"
+            )
 
-        await asyncio.to_thread(run_ingest, self.link, self.ingest, changed, self.stopping)
+    async def _ingest(self, loop: asyncio.AbstractEventLoop) -> None:
+        await asyncio.to_thread(run_ingest, self.link, self.ingest, self.hub.mark, self.stopping)
         self.stopping.set()
 
     async def _tick(self) -> None:
         while not self.stopping.is_set():
-            changed = self.state.tick(int(time.time() * 1000))
-            if changed:
-                self.changes.put_nowait(changed)
+            self.hub.mark(self.state.tick(int(time.time() * 1000)))
             await asyncio.sleep(TICK_SECONDS)
 
     async def _purge(self) -> None:
@@ -123,3 +174,11 @@ class Gateway:
                 if self.stopping.is_set():
                     return
                 await asyncio.sleep(TICK_SECONDS)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the gateway's stop() ends it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -12,7 +12,7 @@ Every error names the key.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,20 @@ class BrokerConfig:
     password: str
 
 
+VEHICLE_TYPES = ("motorcycle", "car")
+KENITRA = (34.2610, -6.5802)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """What the dispatcher console's map starts with; no tile URL: markers on a blank map."""
+
+    tile_url: str | None = None
+    attribution: str = ""
+    center: tuple[float, float] = KENITRA
+    zoom: int = 13
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     broker: BrokerConfig
@@ -44,6 +58,9 @@ class GatewayConfig:
     heartbeat_s: float = 300.0
     grace_s: float = 60.0
     retention_days: float = 90.0
+    room_db: str = ""  # accounts, audit log, incidents; default: room.sqlite beside db
+    fleet: dict[str, str] = field(default_factory=dict)  # unit id -> vehicle type
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 
 def load(path: str | Path) -> GatewayConfig:
@@ -63,6 +80,7 @@ def load(path: str | Path) -> GatewayConfig:
 def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
     broker = _table(document, "broker")
     ingest = _table(document, "ingest", required=False)
+    db = str(base / _get(document, "", "db", str))
     http_host, http_port = parse_host_port(
         _get(document, "", "http", str, "127.0.0.1:8080"), "http"
     )
@@ -74,7 +92,7 @@ def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
             username=_get(broker, "broker.", "username", str),
             password=_get(broker, "broker.", "password", str),
         ),
-        db=str(base / _get(document, "", "db", str)),
+        db=db,
         http_host=http_host,
         http_port=http_port,
         client_id=_get(ingest, "ingest.", "client_id", str, "balise-gateway"),
@@ -83,7 +101,43 @@ def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
         heartbeat_s=_positive(ingest, "heartbeat_s", 300.0),
         grace_s=_positive(ingest, "grace_s", 60.0),
         retention_days=_positive(ingest, "retention_days", 90.0),
+        room_db=str(
+            base / _get(document, "", "room_db", str, str(Path(db).parent / "room.sqlite"))
+        ),
+        fleet=_fleet(_table(document, "fleet", required=False)),
+        console=_console(_table(document, "console", required=False)),
     )
+
+
+def _fleet(table: dict[str, Any]) -> dict[str, str]:
+    from protocol import topics
+
+    fleet = {}
+    for unit_id, kind in table.items():
+        if not topics.is_unit_id(unit_id):
+            raise ConfigError(f"fleet.{unit_id}: not a unit id ([A-Za-z0-9_-], 1-32)")
+        if kind not in VEHICLE_TYPES:
+            raise ConfigError(
+                f"fleet.{unit_id}: must be one of {', '.join(VEHICLE_TYPES)}, got {kind!r}"
+            )
+        fleet[unit_id] = kind
+    return fleet
+
+
+def _console(table: dict[str, Any]) -> ConsoleConfig:
+    center = _get(table, "console.", "center", list, list(KENITRA))
+    if len(center) != 2 or not all(type(v) in (int, float) for v in center):
+        raise ConfigError(f"console.center: must be [lat, lon], got {center!r}")
+    lat, lon = float(center[0]), float(center[1])
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ConfigError(f"console.center: out of range, got {center!r}")
+    zoom = _get(table, "console.", "zoom", int, 13)
+    if not 1 <= zoom <= 19:
+        raise ConfigError(f"console.zoom: must be 1-19, got {zoom}")
+    url = _get(table, "console.", "tile_url", str, None)
+    if url is not None and not all(part in url for part in ("{z}", "{x}", "{y}")):
+        raise ConfigError(f"console.tile_url: must contain {{z}}, {{x}} and {{y}}, got {url!r}")
+    return ConsoleConfig(url, _get(table, "console.", "attribution", str, ""), (lat, lon), zoom)
 
 
 def parse_host_port(text: str, key: str) -> tuple[str, int]:

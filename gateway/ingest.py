@@ -14,6 +14,7 @@ through `send_command`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ class IngestMetrics:
     stored: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)  # decoded messages, by kind
     batches: int = 0
     store_seconds: float = 0.0  # total time in store.write
     last_store_seconds: float = 0.0
@@ -77,7 +79,8 @@ class Ingest:
         self.max_future_ms = int(max_future_s * 1000)
         self.metrics = IngestMetrics()
         # Command ids only grow, also across restarts: a unit ignores a repeated one.
-        self._next_cmd_id = int(time.time() * 1000)
+        # next() on a count is atomic: the ingest thread and the HTTP API both take ids.
+        self._cmd_ids = itertools.count(int(time.time() * 1000) + 1)
 
     def process(self, batch: Iterable[Incoming]) -> set[str]:
         """Store, apply and acknowledge a batch; return the ids of the units that changed."""
@@ -103,14 +106,14 @@ class Ingest:
         return changed
 
     def command_id(self) -> int:
-        self._next_cmd_id += 1
-        return self._next_cmd_id
+        return next(self._cmd_ids)
 
     def _decode(self, incoming: Incoming) -> list[Record]:
         try:
             message = codec.decode(incoming.topic, incoming.payload)
             if message.KIND == "cmd":
                 raise ProtocolError("a command on an uplink subscription")
+            self.metrics.by_kind[message.KIND] += 1
             records = _records(message, incoming)
             for record in records:
                 if record.t_ms > incoming.received_ms + self.max_future_ms:

@@ -22,6 +22,9 @@ from protocol import predictor, status
 # A unit is stale when silent longer than the longest heartbeat plus this grace.
 DEFAULT_HEARTBEAT_S = 300.0
 DEFAULT_GRACE_S = 60.0
+# An acceptance stamped a little before the assignment was sent is still taken:
+# the unit's GPS time and the gateway's clock differ by up to this much.
+CLOCK_SKEW_MS = 5000
 
 
 @dataclass
@@ -37,8 +40,30 @@ class Alarm:
 
 
 @dataclass
+class Assignment:
+    """A unit sent to an incident: pending until the unit reports en route for it."""
+
+    incident: str
+    cmd_id: int
+    sent_ms: int
+    by: str
+    accepted_ms: int | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident,
+            "cmd_id": self.cmd_id,
+            "sent": self.sent_ms,
+            "by": self.by,
+            "state": "pending" if self.accepted_ms is None else "accepted",
+            "accepted": self.accepted_ms,
+        }
+
+
+@dataclass
 class UnitState:
     unit: str
+    type: str = "unknown"  # from gateway.toml's [fleet]: motorcycle, car
     position: Any = None  # the newest protocol Position with a fix
     fix: int | None = None  # fix mode of the newest position report
     status: int | None = None
@@ -50,6 +75,7 @@ class UnitState:
     health: Any = None
     alarm: Alarm | None = None
     stale: bool = False
+    assignment: Assignment | None = None
     newest: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (t, seq) shown
     online_seqs: list[int] = field(default_factory=list)  # seqs of the last two online=true
 
@@ -71,10 +97,12 @@ class UnitState:
             }
         return {
             "id": self.unit,
+            "type": self.type,
             "status": status.name_of(self.status) if self.status else None,
             "status_code": self.status,
             "status_since": self.status_since_ms,
             "incident": self.incident,
+            "assignment": self.assignment.view() if self.assignment else None,
             "online": self.online,
             "stale": self.stale,
             "last_seen": self.last_seen_ms,
@@ -103,10 +131,18 @@ def _alarm_view(alarm: Alarm | None) -> dict[str, Any] | None:
 class LiveState:
     """Changed by the ingest thread, read by the API: every method holds `lock`."""
 
-    def __init__(self, heartbeat_s: float = DEFAULT_HEARTBEAT_S, grace_s: float = DEFAULT_GRACE_S):
+    def __init__(
+        self,
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        grace_s: float = DEFAULT_GRACE_S,
+        fleet: dict[str, str] | None = None,
+    ):
         self.units: dict[str, UnitState] = {}
         self.stale_after_ms = int((heartbeat_s + grace_s) * 1000)
         self.lock = threading.RLock()
+        self.fleet = dict(fleet or {})
+        for unit_id in self.fleet:  # the deployment's units are shown before they first report
+            self.unit(unit_id).stale = True
 
     def views(self, now_ms: int, unit_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The units (all, or those named) as the API shows them, sorted by id."""
@@ -117,7 +153,7 @@ class LiveState:
     def unit(self, unit_id: str) -> UnitState:
         state = self.units.get(unit_id)
         if state is None:
-            state = self.units[unit_id] = UnitState(unit_id)
+            state = self.units[unit_id] = UnitState(unit_id, self.fleet.get(unit_id, "unknown"))
         return state
 
     def apply(self, records: list[Record]) -> set[str]:
@@ -164,6 +200,15 @@ class LiveState:
             alarm.acknowledged_by, alarm.acknowledged_ms = by, now_ms
         return True
 
+    def assign(self, unit_id: str, assignment: Assignment) -> bool:
+        """The unit was sent to an incident; False for a unit the gateway does not know."""
+        with self.lock:
+            state = self.units.get(unit_id)
+            if state is None:
+                return False
+            state.assignment = assignment
+            return True
+
 
 def _newer(state: UnitState, record: Record) -> bool:
     """Only a record newer (in t, then seq) than what the unit shows moves the live picture."""
@@ -191,6 +236,15 @@ def _apply_status(state: UnitState, record: Record) -> None:
         state.status_since_ms = record.t_ms
     state.status = message.status
     state.incident = message.incident
+    assignment = state.assignment
+    if (
+        assignment is not None
+        and assignment.accepted_ms is None
+        and message.status == status.EN_ROUTE
+        and message.incident == assignment.incident
+        and record.t_ms >= assignment.sent_ms - CLOCK_SKEW_MS
+    ):
+        assignment.accepted_ms = record.t_ms
 
 
 def _apply_sos(state: UnitState, record: Record) -> None:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from protocol import codec, topics
 from protocol.messages import Position, StatusChange
+from tests.gateway_helpers import GatewayProcess, gateway, wait_until
 from tests.mqtt_helpers import Broker, Session, connected
 
 pytestmark = pytest.mark.broker
@@ -25,59 +19,10 @@ UNIT = "KEN-M01"
 WAIT_S = 20.0
 
 
-class GatewayProcess:
-    def __init__(self, broker: Broker, db: Path) -> None:
-        config = broker.deployment.directory / "gateway.toml"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "balise", "gateway", "--config", str(config), "--db", str(db)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._connected = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._connected.wait(WAIT_S):
-            self.kill()
-            pytest.fail("the gateway did not connect:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if "connected to" in line:
-                self._connected.set()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        self.process.terminate()
-        return self.process.wait(10)
-
-
-@contextmanager
-def gateway(broker: Broker, db: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(broker, db)
-    try:
-        yield process
-    finally:
-        process.kill()
-
-
 def stored_seqs(db: Path, unit: str = UNIT) -> list[int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
         rows = connection.execute("SELECT seq FROM messages WHERE unit = ? ORDER BY seq", (unit,))
         return [seq for (seq,) in rows]
-
-
-def wait_until(condition, timeout: float = WAIT_S, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_status_is_acknowledged_on_the_units_cmd_once_stored(

@@ -1,0 +1,27 @@
+"""What the API works with: the gateway's running parts, passed in, never imported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import GatewayConfig
+from gateway.ingest import IngestMetrics
+from gateway.room import RoomStore
+from gateway.state import LiveState
+from gateway.store import Store
+
+
+@dataclass
+class ApiContext:
+    config: GatewayConfig
+    state: LiveState
+    store: Store
+    room: RoomStore
+    send_command: Callable[[Any], None]  # a protocol Command onto the unit's cmd topic
+    command_id: Callable[[], int]
+    metrics: IngestMetrics
+    mqtt_connected: Callable[[], bool]
+    # Called with unit ids (or incident ids, as "incident:<id>") that changed, from any thread.
+    changed: Callable[[set[str]], None] = field(default=lambda ids: None)

@@ -1,0 +1,92 @@
+"""`/metrics` for Prometheus: read from the gateway's counters at scrape time.
+
+The ingest thread counts in plain integers (IngestMetrics); this collector
+turns them into metric families when Prometheus asks, so the pipeline pays
+nothing per message for metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.api.context import ApiContext
+
+if TYPE_CHECKING:
+    from gateway.api.live import Hub
+
+
+class GatewayCollector(Collector):
+    def __init__(self, context: ApiContext, hub: Hub) -> None:
+        self.context = context
+        self.hub = hub
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | SummaryMetricFamily]:
+        m = self.context.metrics
+        received = CounterMetricFamily(
+            "balise_messages_received", "MQTT messages taken from the broker"
+        )
+        received.add_metric([], m.received)
+        yield received
+        by_kind = CounterMetricFamily(
+            "balise_messages_decoded", "messages that decoded, by kind", labels=["kind"]
+        )
+        for kind, count in sorted(m.by_kind.items()):
+            by_kind.add_metric([kind], count)
+        yield by_kind
+        rejected = CounterMetricFamily(
+            "balise_messages_rejected",
+            "messages rejected as bad input, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(m.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        stored = CounterMetricFamily("balise_records_stored", "records stored (new)")
+        stored.add_metric([], m.stored)
+        yield stored
+        duplicates = CounterMetricFamily(
+            "balise_records_duplicate", "records already stored (a re-send or a replay)"
+        )
+        duplicates.add_metric([], m.duplicates)
+        yield duplicates
+        latency = SummaryMetricFamily(
+            "balise_store_write_seconds", "time in one store transaction (a batch)"
+        )
+        latency.add_metric([], count_value=m.batches, sum_value=m.store_seconds)
+        yield latency
+        last = GaugeMetricFamily(
+            "balise_store_last_write_seconds", "time of the latest store transaction"
+        )
+        last.add_metric([], m.last_store_seconds)
+        yield last
+        views = self.context.state.views(int(time.time() * 1000))
+        for name, doc, value in (
+            ("balise_units", "units the gateway knows", len(views)),
+            ("balise_units_online", "units online", sum(v["online"] for v in views)),
+            ("balise_units_stale", "units silent too long", sum(v["stale"] for v in views)),
+            ("balise_websocket_clients", "consoles on the live feed", len(self.hub.clients)),
+            (
+                "balise_mqtt_connected",
+                "1 when the broker link is up",
+                self.context.mqtt_connected(),
+            ),
+        ):
+            gauge = GaugeMetricFamily(name, doc)
+            gauge.add_metric([], float(value))
+            yield gauge
+
+
+def registry(context: ApiContext, hub: Hub) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(context, hub))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

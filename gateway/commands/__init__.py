@@ -1,0 +1,1 @@
+"""The command room's account commands: `balise users` and `balise tokens`."""

@@ -1,0 +1,62 @@
+"""gateway.toml: every bad value is refused with the key that holds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import config
+from gateway.config import ConfigError
+
+BASE: dict[str, Any] = {
+    "db": "gateway.sqlite",
+    "broker": {
+        "host": "localhost",
+        "port": 8883,
+        "ca_file": "ca.crt",
+        "username": "balise.gateway",
+        "password": "secret",
+    },
+}
+
+
+def test_defaults_put_the_room_database_beside_the_store_and_centre_on_kenitra() -> None:
+    parsed = config.parse(BASE, base=Path("/srv/balise"))
+    assert parsed.room_db == "/srv/balise/room.sqlite"
+    assert parsed.console.center == (34.2610, -6.5802) and parsed.console.tile_url is None
+    assert parsed.fleet == {}
+
+
+def test_fleet_and_console_tables_are_read() -> None:
+    document = {
+        **BASE,
+        "fleet": {"KEN-M01": "motorcycle", "KEN-C01": "car"},
+        "console": {
+            "tile_url": "http://tiles.local/{z}/{x}/{y}.png",
+            "attribution": "© OSM",
+            "center": [34.0, -6.8],
+            "zoom": 12,
+        },
+    }
+    parsed = config.parse(document)
+    assert parsed.fleet == {"KEN-M01": "motorcycle", "KEN-C01": "car"}
+    assert parsed.console.zoom == 12 and parsed.console.center == (34.0, -6.8)
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "message"),
+    [
+        ("fleet", {"KEN-M01": "bicycle"}, "fleet.KEN-M01: must be one of motorcycle, car"),
+        ("fleet", {"KEN M01": "car"}, "fleet.KEN M01: not a unit id"),
+        ("fleet", "motorcycle", "fleet: must be a table"),
+        ("console", {"center": [95, 0]}, "console.center: out of range"),
+        ("console", {"center": [34.0]}, "console.center: must be [lat, lon]"),
+        ("console", {"zoom": 40}, "console.zoom: must be 1-19, got 40"),
+        ("console", {"tile_url": "http://x/tiles.png"}, "console.tile_url: must contain {z}"),
+    ],
+)
+def test_bad_values_name_their_key(table: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("]", r"\]")):
+        config.parse({**BASE, table: value})
