@@ -9,7 +9,7 @@ import pwd
 from pathlib import Path
 
 from gateway.provision import deployment, writer
-from gateway.provision.contract import GATEWAY_USER, parse_unit_ids
+from gateway.provision.contract import GATEWAY_USER, parse_units
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--units",
         required=True,
-        metavar="ID,ID,...",
-        help="unit ids to add, e.g. KEN-M01,KEN-C01 (existing units are kept as they are)",
+        metavar="ID[:TYPE],...",
+        help="unit ids to add, each with its vehicle type if known (motorcycle or car), e.g. "
+        "KEN-M01:motorcycle,KEN-C01:car; existing units are kept as they are",
     )
     parser.add_argument(
         "--host",
@@ -43,9 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    unit_ids, unit_types = parse_units(args.units)
     request = deployment.Request(
         directory=Path(os.path.abspath(args.dir)),
-        unit_ids=parse_unit_ids(args.units),
+        unit_ids=unit_ids,
+        unit_types=unit_types,
         hosts=None if args.hosts is None else tuple(args.hosts),
         port=args.port,
         bind=args.bind,

@@ -81,13 +81,17 @@ def render_gateway(
     config: GatewayConfig,
     existing: str | None,
     where: str,
+    fleet: dict[str, str] | None = None,
 ) -> str:
-    """The gateway's file; given the `existing` file, every other setting in it is kept."""
-    updates = {
+    """The gateway's file; given the `existing` file, every other setting in it is kept.
+    `fleet` (unit id -> vehicle type) is added to its [fleet] table."""
+    updates: dict[str, Any] = {
         "db": config.db,
         "http": config.http,
         "broker": _broker_table(broker, username, config.password),
     }
+    if fleet:
+        updates["fleet"] = fleet
     return _merge(existing, updates, where)
 
 

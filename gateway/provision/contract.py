@@ -5,6 +5,7 @@ protocol/ owns them all; this module only adapts them to provisioning's errors.
 
 from __future__ import annotations
 
+from gateway.config import VEHICLE_TYPES
 from gateway.errors import ProvisionError
 from protocol import topics
 
@@ -28,6 +29,20 @@ def check_unit_id(unit_id: str) -> str:
     if not topics.is_unit_id(unit_id):
         raise ProvisionError(f"bad unit id {unit_id!r}: {UNIT_ID_RULE}")
     return unit_id
+
+
+def parse_units(text: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """'KEN-M01:motorcycle,KEN-C01:car,KEN-X1' -> the ids, and the vehicle types given."""
+    ids, types = [], {}
+    for part in text.split(","):
+        unit_id, sep, kind = part.strip().partition(":")
+        ids.append(unit_id)
+        if sep:
+            if kind not in VEHICLE_TYPES:
+                kinds = ", ".join(VEHICLE_TYPES)
+                raise ProvisionError(f"unit {unit_id}: vehicle type {kind!r} is not one of {kinds}")
+            types[unit_id] = kind
+    return parse_unit_ids(",".join(ids)), types
 
 
 def parse_unit_ids(text: str) -> tuple[str, ...]:

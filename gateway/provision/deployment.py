@@ -52,6 +52,7 @@ class Request:
     port: int | None = None
     bind: str | None = None
     broker_user: str | None = None
+    unit_types: dict[str, str] = field(default_factory=dict)  # unit id -> motorcycle | car
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def plan(request: Request, default_broker_user: str, now: datetime.datetime) -> 
         password=_new_password(), db=str(directory / GATEWAY_DB), http=configs.DEFAULT_HTTP
     )
     files = _broker_files(directory, settings, ca, server, existing, passwords, gateway)
-    files += _client_files(directory, settings, existing, passwords, gateway)
+    files += _client_files(directory, settings, existing, passwords, gateway, request.unit_types)
     dirs = (
         PlannedFile(UNITS, b"", PRIVATE_DIR_MODE),
         PlannedFile(BROKER_DATA, b"", PRIVATE_DIR_MODE, broker_reads=True),
@@ -153,11 +154,12 @@ def _client_files(
     existing: Existing,
     unit_passwords: Mapping[str, str],
     gateway: configs.GatewayConfig,
+    unit_types: Mapping[str, str],
 ) -> list[PlannedFile]:
     """gateway.toml and units/<id>.toml, each keeping what was added to it by hand."""
     broker = configs.BrokerAddress(settings.connect_host, settings.port, directory / CA_CERT)
     gateway_text = configs.render_gateway(
-        broker, GATEWAY_USER, gateway, existing.gateway_file, GATEWAY
+        broker, GATEWAY_USER, gateway, existing.gateway_file, GATEWAY, dict(unit_types)
     )
     files = [PlannedFile(GATEWAY, _text(gateway_text), SECRET_MODE)]
     for unit_id, password in unit_passwords.items():

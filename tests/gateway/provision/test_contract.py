@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import ProvisionError
-from gateway.provision.contract import GATEWAY_USER, parse_unit_ids
+from gateway.provision.contract import GATEWAY_USER, parse_unit_ids, parse_units
 from protocol import topics
 
 
@@ -48,3 +48,14 @@ def test_an_empty_list_is_an_error(units: str) -> None:
 
 def test_the_gateway_user_can_never_be_a_unit_id() -> None:
     assert not topics.is_unit_id(GATEWAY_USER)
+
+
+def test_units_may_carry_their_vehicle_type() -> None:
+    ids, types = parse_units("KEN-M01:motorcycle, KEN-C01:car,KEN-X1")
+    assert ids == ("KEN-M01", "KEN-C01", "KEN-X1")
+    assert types == {"KEN-M01": "motorcycle", "KEN-C01": "car"}
+
+
+def test_an_unknown_vehicle_type_is_named() -> None:
+    with pytest.raises(ProvisionError, match="unit KEN-M01: vehicle type 'bike' is not one of"):
+        parse_units("KEN-M01:bike")
