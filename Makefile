@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CONSOLE := gateway/console
+LEAFLET := $(CONSOLE)/node_modules/leaflet/dist/leaflet.js
 
 .PHONY: test lint setup system-deps clean
 
@@ -15,7 +17,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) $(LEAFLET)
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -26,5 +28,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The console's map library, from the npm registry, served by the gateway itself.
+$(LEAFLET): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	npm ci --prefix $(CONSOLE) --no-audit --no-fund --loglevel=error
+	touch $(LEAFLET)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(CONSOLE)/node_modules

@@ -22,6 +22,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway import config as gateway_config
+from gateway import console
 from gateway.api import ApiContext, create_app
 from gateway.ingest import Ingest
 from gateway.mqtt import GatewayLink, run_ingest
@@ -93,6 +94,7 @@ class Gateway:
             mqtt_connected=self.link.connected.is_set,
         )
         self.app = create_app(self.context)
+        console.mount(self.app)
         self.hub = self.app.state.hub
         self.server = _Server(
             uvicorn.Config(

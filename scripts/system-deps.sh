@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests and the demo run for real:
-# mosquitto (the broker) and gpsd with gpsfake (GPS through the real daemon).
+# mosquitto (the broker), gpsd with gpsfake (GPS through the real daemon),
+# chromium (the console's tests drive it) and node/npm (the console's map
+# library comes from the npm registry).
 # As root it installs what is missing with apt-get; otherwise it prints the
 # exact command to run and fails, so nothing is skipped quietly.
 set -euo pipefail
@@ -11,6 +13,9 @@ declare -A NEEDED=(
   [mosquitto_sub]=mosquitto-clients
   [gpsd]=gpsd
   [gpsfake]=gpsd-clients
+  [chromium]=chromium
+  [node]=nodejs
+  [npm]=npm
 )
 
 missing=()
