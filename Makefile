@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 CONSOLE := gateway/console
 LEAFLET := $(CONSOLE)/node_modules/leaflet/dist/leaflet.js
 
-.PHONY: test lint setup system-deps clean
+.PHONY: demo test lint setup system-deps clean
+
+# The whole system on this machine: broker, gateway with the console, 50 simulated units.
+demo: setup
+	$(BIN)/balise demo $(DEMO_ARGS)
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -38,6 +38,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "users": ("gateway.commands.users", "add dispatcher accounts to the gateway"),
     "tokens": ("gateway.commands.tokens", "create bearer tokens for machine clients"),
+    "sim": ("simulators.command", "simulators: a fleet of units, GPS, faults"),
+    "demo": ("simulators.demo", "the whole system on this machine: broker, gateway, 50 units"),
 }
 
 

@@ -1,0 +1,23 @@
+"""`balise sim ...`: the simulators' commands, each imported only when chosen."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# name -> (module with add_arguments/run, one-line help)
+SIM_COMMANDS: dict[str, tuple[str, str]] = {
+    "fleet": ("simulators.fleet_command", "run N simulated units against a deployment's broker"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="sim_command", metavar="SIMULATOR", required=True)
+    for name, (module_name, help_text) in SIM_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(sim_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(importlib.import_module(args.sim_module).run(args))

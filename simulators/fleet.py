@@ -1,0 +1,447 @@
+"""A fleet of simulated units in one asyncio process: `balise sim fleet`.
+
+Each unit is the real firmware core (firmware/core/unit.py) with simulated
+drivers: a vehicle driving the streets of simulators/world.py, a GPS receiver
+with realistic error (simulators/gps_error.py), buttons pressed by a behaviour
+model, and its own MQTT session with its own credentials from the deployment
+written by `balise provision`. Thousands of sessions in one process cannot
+each have threads, so every paho-mqtt client runs on the asyncio loop through
+paho's external-loop hooks (its sockets are registered with the loop's
+reader/writer callbacks; `loop_misc` runs the keepalive once a second).
+
+Behaviour: a unit reports available and patrols. When the command room assigns
+it to an incident the rider presses "en route" after a few seconds, drives
+there, presses "on scene", stays a while, then "available" and patrols again.
+Now and then a rider raises an SOS; once a dispatcher has acknowledged it,
+the rider cancels it with a long press. Dead zones drop a unit's link while
+it is inside them (the unit keeps its outbox and sends the backlog after);
+tunnels take its GPS fix away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+import ssl
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paho.mqtt import client as mqtt
+
+from firmware.core.clock import MonotonicClock
+from firmware.core.outbox import Outbox
+from firmware.core.seqstore import SequenceStore
+from firmware.core.storage import MemoryStorage
+from firmware.core.unit import BUZZER, LED, MEASURE_HEALTH, PUBLISH, Action, Unit
+from firmware.pi import config as unit_config
+from protocol import status, topics
+from simulators.errors import SimulatorError
+from simulators.gps_error import GpsReceiver
+from simulators.world import KENITRA, StreetMap, Vehicle, Zone
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 20.0
+PRESS_S = 0.15  # a gloved press
+
+
+@dataclass
+class FleetStats:
+    published: int = 0
+    acknowledged: int = 0  # PUBACKs
+    connects: int = 0
+    commands: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return self.published / max(1e-9, time.monotonic() - self.started)
+
+
+@dataclass
+class FleetOptions:
+    deployment: Path
+    units: int
+    seed: int = 0
+    center: tuple[float, float] = KENITRA
+    sos_per_hour: float = 0.0  # per unit
+    on_scene_s: tuple[float, float] = (60.0, 180.0)
+    dead_zones: Sequence[Zone] = ()
+    tunnels: Sequence[Zone] = ()
+    latency_s: float = 0.0
+    connect_spread_s: float = 5.0
+
+
+class SimUnit:
+    """One unit: the real core, a vehicle, a GPS receiver, a paho session on the loop."""
+
+    def __init__(
+        self, fleet: Fleet, config: unit_config.PiUnitConfig, kind: str, rng: random.Random
+    ) -> None:
+        self.fleet = fleet
+        self.id = config.unit_id
+        self.config = config
+        self.rng = rng
+        self.storage = MemoryStorage()
+        self.core = Unit(
+            self.id,
+            config.core,
+            SequenceStore(self.storage),
+            Outbox(self.id, self.storage),
+            storage=self.storage,
+        )
+        self.vehicle = Vehicle(kind, fleet.streets, rng)
+        self.vehicle.patrol()
+        self.gps = GpsReceiver(rng, outages=fleet.options.tunnels)
+        self.leds: dict[str, str] = {}
+        self.buzzer = ""
+        self.connected = False
+        self.linked = True  # False inside a dead zone
+        self.tokens: dict[int, int] = {}
+        self.mission = "patrol"
+        self.mission_until = 0.0
+        self.accepted_incident: str | None = None
+        self.sos_acknowledged_at: float | None = None
+        self.client = self._client()
+        self._reconnect: asyncio.TimerHandle | None = None
+        self._attempt = 0
+
+    # -- MQTT on the asyncio loop ------------------------------------------------------
+
+    def _client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        broker = self.config.broker
+        client.username_pw_set(broker.username, broker.password)
+        client.tls_set_context(self.fleet.ssl_context(broker.ca_file))
+        loop = self.fleet.loop
+
+        def opened(c: Any, u: Any, sock: Any) -> None:
+            loop.add_reader(sock, c.loop_read)
+
+        def closed(c: Any, u: Any, sock: Any) -> None:
+            loop.remove_reader(sock)
+
+        def wants_write(c: Any, u: Any, sock: Any) -> None:
+            loop.add_writer(sock, c.loop_write)
+
+        def written(c: Any, u: Any, sock: Any) -> None:
+            loop.remove_writer(sock)
+
+        client.on_socket_open = opened
+        client.on_socket_close = closed
+        client.on_socket_register_write = wants_write
+        client.on_socket_unregister_write = written
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def connect(self) -> None:
+        self._reconnect = None
+        if not self.linked or self.fleet.stopping:
+            return
+        tick = self.fleet.clock.ticks()
+        will_topic, will_payload = self.core.will(tick)
+        self.client.will_set(will_topic, will_payload, qos=1, retain=True)
+        broker = self.config.broker
+        try:
+            self.client.connect(broker.host, broker.port, keepalive=KEEPALIVE_S)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("%s: cannot connect: %s", self.id, exc)
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self._reconnect is not None or self.fleet.stopping:
+            return
+        self._attempt += 1
+        ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(self._attempt, 8))
+        self._reconnect = self.fleet.loop.call_later(
+            self.rng.uniform(0.5, 1.0) * ceiling, self.connect
+        )
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("%s: broker refused: %s", self.id, reason)
+            return
+        self._attempt = 0
+        self.connected = True
+        self.fleet.stats.connects += 1
+        client.subscribe(topics.cmd_topic(self.id), qos=1)
+        self.execute(self.core.on_link(True, self.fleet.clock.ticks()))
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self.connected = False
+        self.execute(self.core.on_link(False, self.fleet.clock.ticks()))
+        if not self.fleet.stopping:
+            self._schedule_reconnect()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.fleet.stats.acknowledged += 1
+        token = self.tokens.pop(mid, None)
+        if token is not None:
+            self.execute(self.core.on_puback(token, self.fleet.clock.ticks()))
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.fleet.stats.commands += 1
+        tick = self.fleet.clock.ticks()
+        self.execute(self.core.on_downlink(message.topic, bytes(message.payload), tick))
+
+    def drop_link(self) -> None:
+        """A dead zone: the radio link goes, with no goodbye (the broker fires the will)."""
+        self.linked = False
+        sock: Any = self.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def restore_link(self) -> None:
+        self.linked = True
+        self._attempt = 0
+        if not self.connected and self._reconnect is None:
+            self._schedule_reconnect()
+
+    # -- the core's actions ----------------------------------------------------------
+
+    def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if action.kind == PUBLISH:
+                if self.fleet.options.latency_s > 0:
+                    self.fleet.loop.call_later(self.fleet.options.latency_s, self._publish, action)
+                else:
+                    self._publish(action)
+            elif action.kind == LED:
+                self.leds[action.name] = action.pattern
+            elif action.kind == BUZZER:
+                self.buzzer = action.pattern
+            elif action.kind == MEASURE_HEALTH:
+                supply = round(12.4 + self.rng.gauss(0, 0.15), 2)
+                tick = self.fleet.clock.ticks()
+                self.execute(
+                    self.core.on_health(tick, cpu_temp_c=48.0, disk_free_mb=900, supply_v=supply)
+                )
+
+    def _publish(self, action: Action) -> None:
+        info = self.client.publish(
+            action.topic, action.payload, qos=action.qos, retain=action.retain
+        )
+        self.fleet.stats.published += 1
+        if action.token is not None:
+            self.tokens[info.mid] = action.token
+
+    # -- the rider -------------------------------------------------------------------
+
+    def press(self, action: str, hold_s: float = PRESS_S) -> None:
+        pin = self.config.core.pin_for(action)
+        if pin is None:
+            return
+        pressed, released = (0, 1) if self.config.core.active_low else (1, 0)
+        self.execute(self.core.on_button(pin, pressed, self.fleet.clock.ticks()))
+
+        def release() -> None:
+            self.execute(self.core.on_button(pin, released, self.fleet.clock.ticks()))
+
+        self.fleet.loop.call_later(hold_s, release)
+
+    def behave(self, now: float) -> None:
+        core = self.core
+        alarm = getattr(core, "alarm", None)
+        if alarm is not None:
+            if self.leds.get("sos") == "on" and self.sos_acknowledged_at is None:
+                self.sos_acknowledged_at = now  # a person has it: the rider cancels soon
+            if self.sos_acknowledged_at is not None and now - self.sos_acknowledged_at > 20:
+                hold = getattr(self.config.core, "sos_cancel_hold_ms", 3000) / 1000 + 0.3
+                self.press("sos", hold)
+                self.sos_acknowledged_at = now + 60  # do not hold it again at once
+            return
+        self.sos_acknowledged_at = None
+        rate = self.fleet.options.sos_per_hour / 3600
+        if self.mission == "patrol" and rate and self.rng.random() < rate:
+            self.press("sos")
+            return
+        assignment = core.assignment
+        if assignment is not None and self.mission != "to_incident" and now >= self.mission_until:
+            if self.mission != "deciding":
+                self.mission, self.mission_until = "deciding", now + self.rng.uniform(2, 6)
+                return
+            self.press(status.name_of(status.EN_ROUTE))
+            self.vehicle.drive_to(assignment.lat, assignment.lon)
+            self.mission, self.accepted_incident = "to_incident", assignment.incident
+        elif self.mission == "to_incident" and self.vehicle.arrived:
+            self.press(status.name_of(status.ON_SCENE))
+            self.mission = "on_scene"
+            self.mission_until = now + self.rng.uniform(*self.fleet.options.on_scene_s)
+        elif self.mission == "on_scene" and now >= self.mission_until:
+            self.press(status.name_of(status.AVAILABLE))
+            self.vehicle.patrol()
+            self.mission = "patrol"
+
+    async def run(self, phase_s: float) -> None:
+        await asyncio.sleep(phase_s)
+        self.execute(self.core.start(self.fleet.clock.ticks(), int(time.time() * 1000)))
+        self.connect()
+        self.press(status.name_of(status.AVAILABLE))
+        next_second = time.monotonic()
+        while not self.fleet.stopping:
+            next_second += 1.0
+            self.second()
+            await asyncio.sleep(max(0.0, next_second - time.monotonic()))
+
+    def second(self) -> None:
+        now = time.monotonic()
+        self.vehicle.step(1.0)
+        inside = any(
+            z.contains(self.vehicle.lat, self.vehicle.lon) for z in self.fleet.options.dead_zones
+        )
+        if inside and self.linked:
+            self.drop_link()
+        elif not inside and not self.linked:
+            self.restore_link()
+        tick = self.fleet.clock.ticks()
+        fix = self.gps.observe(self.vehicle, int(time.time() * 1000))
+        self.execute(self.core.on_fix(fix, tick))
+        self.execute(self.core.on_tick(tick))
+        self.behave(now)
+        if self.connected:
+            self.client.loop_misc()
+
+    def stop(self) -> None:
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+        if self.connected:
+            self.execute(self.core.sign_off(self.fleet.clock.ticks()))
+            self.client.disconnect()
+
+
+class Fleet:
+    def __init__(self, options: FleetOptions, loop: asyncio.AbstractEventLoop) -> None:
+        self.options = options
+        self.loop = loop
+        self.clock = MonotonicClock()
+        self.stats = FleetStats()
+        self.stopping = False
+        self.streets = StreetMap.generate(options.center, seed=options.seed)
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        configs = load_units(options.deployment, options.units)
+        types = _vehicle_types(options.deployment)
+        self.units = [
+            SimUnit(
+                self,
+                config,
+                types.get(config.unit_id) or _guess_type(config.unit_id),
+                random.Random(f"{options.seed}/{config.unit_id}"),
+            )
+            for config in configs
+        ]
+
+    def ssl_context(self, ca_file: str) -> ssl.SSLContext:
+        """One TLS context per CA, shared by every session (a context per client costs ~1 MB)."""
+        context = self._contexts.get(ca_file)
+        if context is None:
+            try:
+                context = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise SimulatorError(f"{ca_file}: cannot load the CA certificate: {exc}") from exc
+            self._contexts[ca_file] = context
+        return context
+
+    def unit(self, unit_id: str) -> SimUnit:
+        return next(u for u in self.units if u.id == unit_id)
+
+    async def run(
+        self, duration_s: float | None = None, progress: Callable[[Fleet], None] | None = None
+    ) -> None:
+        spread = self.options.connect_spread_s
+        tasks = [
+            asyncio.create_task(unit.run(spread * i / max(1, len(self.units))), name=unit.id)
+            for i, unit in enumerate(self.units)
+        ]
+        started = time.monotonic()
+        try:
+            while duration_s is None or time.monotonic() - started < duration_s:
+                await asyncio.sleep(1.0)
+                if progress is not None:
+                    progress(self)
+        finally:
+            self.stopping = True
+            for unit in self.units:
+                unit.stop()
+            await asyncio.sleep(0.3)  # the DISCONNECTs go out
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def connected(self) -> int:
+        return sum(u.connected for u in self.units)
+
+    def backlog(self) -> int:
+        return sum(u.core.outbox.depth() for u in self.units)
+
+
+def load_units(deployment: Path, count: int) -> list[unit_config.PiUnitConfig]:
+    files = sorted((deployment / "units").glob("*.toml"))
+    if not files:
+        raise SimulatorError(f"{deployment}: no units/*.toml: provision the deployment first")
+    if count > len(files):
+        raise SimulatorError(
+            f"--units {count}: the deployment {deployment} has only {len(files)} units"
+        )
+    return [unit_config.load(path) for path in files[:count]]
+
+
+def _vehicle_types(deployment: Path) -> dict[str, str]:
+    try:
+        fleet = tomllib.loads((deployment / "gateway.toml").read_text()).get("fleet", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: v for k, v in fleet.items() if isinstance(v, str)}
+
+
+def _guess_type(unit_id: str) -> str:
+    return "car" if "-C" in unit_id.upper() else "motorcycle"
+
+
+def progress_line(stream: Any = sys.stderr) -> Callable[[Fleet], None]:
+    last = [0, time.monotonic()]
+
+    def show(fleet: Fleet) -> None:
+        now = time.monotonic()
+        rate = (fleet.stats.published - last[0]) / max(1e-9, now - last[1])
+        last[0], last[1] = fleet.stats.published, now
+        line = (
+            f"units {fleet.connected()}/{len(fleet.units)} connected, {rate:.1f} msg/s, "
+            f"backlog {fleet.backlog()}"
+        )
+        if stream.isatty():
+            stream.write("\r" + line.ljust(70))
+            stream.flush()
+
+    return show
+
+
+async def run_until_signal(options: FleetOptions, duration_s: float | None) -> Fleet:
+    """Run a fleet with a progress line until `duration_s` has passed or SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    fleet = Fleet(options, loop)
+    runner = asyncio.create_task(fleet.run(duration_s, progress_line()))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, runner.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    return fleet
