@@ -114,6 +114,7 @@ class SimUnit:
         self.client = self._client()
         self._reconnect: asyncio.TimerHandle | None = None
         self._attempt = 0
+        self.steps = 0  # simulated seconds: steps / wall seconds is the real-time factor
 
     # -- MQTT on the asyncio loop ------------------------------------------------------
 
@@ -304,6 +305,7 @@ class SimUnit:
             await asyncio.sleep(max(0.0, next_second - time.monotonic()))
 
     def second(self) -> None:
+        self.steps += 1
         now = time.monotonic()
         self.vehicle.step(1.0)
         inside = any(

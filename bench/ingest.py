@@ -1,0 +1,315 @@
+"""Gateway ingest throughput against a bare subscriber, on the same broker, in one run.
+
+    .venv/bin/python bench/ingest.py [--units 10000] [--seconds 15] [--publishers 2]
+
+A provisioned deployment and the real mosquitto (TLS) are started on free ports.
+Publisher processes send position messages for `--units` unit ids round robin, as
+fast as the broker takes them (QoS 1), as one bench user the ACL lets write every
+unit's topic (10,000 TLS sessions would measure the publishers, not the gateway).
+
+1. Baseline: a bare paho-mqtt subscriber (QoS 1, automatic PUBACK) only counts
+   messages for the same time: the ceiling of this broker on this machine.
+2. The gateway: `balise gateway` as a process (decode, validate, dedupe, SQLite
+   store, live state, acknowledgement after commit) with one console on its
+   WebSocket live feed. Its rate is records stored per second (from /metrics).
+   Meanwhile another unit raises an SOS every 0.5 s: the time from its publish to
+   the console receiving it on the WebSocket gives p50/p99.
+
+Prints both rates and their ratio. Nothing is asserted: see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from paho.mqtt import client as mqtt  # noqa: E402
+from websockets.sync.client import connect as ws_connect  # noqa: E402
+
+from protocol import codec, topics  # noqa: E402
+from protocol.messages import Position, Sos  # noqa: E402
+from tests.conftest import free_port, provision  # noqa: E402
+
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
+SOS_UNIT = "KEN-SOS"
+
+
+def client(client_id: str, ca: Path, username: str, password: str, **kwargs: object) -> mqtt.Client:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, **kwargs)  # type: ignore[arg-type]
+    c.username_pw_set(username, password)
+    c.tls_set(ca_certs=str(ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(5000)
+    return c
+
+
+def publisher(
+    index: int,
+    count: int,
+    units: int,
+    port: int,
+    ca: str,
+    seconds: float,
+    out: multiprocessing.Queue,
+) -> None:  # type: ignore[type-arg]
+    """One process: positions for its share of the units, as fast as the broker takes them."""
+    pub = client(f"bench-pub-{index}", Path(ca), BENCH_USER, BENCH_PASSWORD)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    mine = [f"KEN-{u:05d}" for u in range(index, units, count)]
+    t0 = int(time.time() * 1000) - 3_600_000
+    sent = 0
+    seq = 1
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for unit in mine:
+            position = Position(
+                unit=unit,
+                seq=seq,
+                t_ms=t0 + seq * 1000,
+                lat=34.26 + (seq % 100) * 1e-4,
+                lon=-6.58,
+                speed_mps=8.0,
+                heading_deg=90.0,
+                hdop=0.9,
+                fix=3,
+            )
+            payload = codec.encode(position)
+            info = pub.publish(topics.topic(unit, "pos"), payload, qos=1)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                time.sleep(0.001)
+                continue
+            sent += 1
+        seq += 1
+    pub.loop_stop()
+    pub.disconnect()
+    out.put(sent)
+
+
+def run_publishers(args: argparse.Namespace, port: int, ca: Path) -> int:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    procs = [
+        multiprocessing.Process(
+            target=publisher,
+            args=(i, args.publishers, args.units, port, str(ca), args.seconds, queue),
+        )
+        for i in range(args.publishers)
+    ]
+    for p in procs:
+        p.start()
+    sent = sum(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return sent
+
+
+def bare_subscriber(args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]) -> float:
+    counted = [0, 0.0, 0.0]  # count, first, last
+
+    def on_message(c: object, u: object, m: object) -> None:
+        now = time.monotonic()
+        if counted[0] == 0:
+            counted[1] = now
+        counted[0] += 1
+        counted[2] = now
+
+    sub = client("bench-bare", ca, *user)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe(topics.UPLINK_SUBSCRIPTION, qos=1)
+    sub.loop_start()
+    time.sleep(1)
+    run_publishers(args, port, ca)
+    time.sleep(2)
+    sub.loop_stop()
+    sub.disconnect()
+    return counted[0] / max(1e-9, counted[2] - counted[1])
+
+
+def stored(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("balise_records_stored_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def gateway_run(
+    args: argparse.Namespace, deployment: Path, port: int, ca: Path, work: Path
+) -> tuple[float, list[float]]:
+    http = free_port()
+    url = f"http://127.0.0.1:{http}"
+    config = deployment / "gateway.toml"
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "balise",
+            "tokens",
+            "create",
+            "bench",
+            "--role",
+            "viewer",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    gw = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "balise",
+            "gateway",
+            "--config",
+            str(config),
+            "--db",
+            str(work / "bench.sqlite"),
+            "--http",
+            f"127.0.0.1:{http}",
+            "--log-level",
+            "WARNING",
+        ],
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/health").json()["mqtt"] == "connected":
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the gateway did not come up")
+            time.sleep(0.1)
+        sent_at: dict[int, float] = {}
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def console() -> None:
+            with ws_connect(
+                url.replace("http", "ws") + "/api/live",
+                additional_headers={"Authorization": f"Bearer {token}"},
+            ) as feed:
+                while not stop.is_set():
+                    try:
+                        frame = json.loads(feed.recv(timeout=1))
+                    except TimeoutError:
+                        continue
+                    now = time.monotonic()
+                    for unit in frame.get("units", []):
+                        sos = unit.get("sos")
+                        if unit["id"] == SOS_UNIT and sos and sos["alarm_id"] in sent_at:
+                            latencies.append(now - sent_at.pop(sos["alarm_id"]))
+
+        def raiser() -> None:
+            sos_client = client("bench-sos", ca, BENCH_USER, BENCH_PASSWORD)
+            sos_client.connect("127.0.0.1", port)
+            sos_client.loop_start()
+            seq = 1
+            while not stop.is_set():
+                message = Sos(
+                    unit=SOS_UNIT,
+                    seq=seq,
+                    t_ms=int(time.time() * 1000),
+                    action="raise",
+                    alarm_id=seq,
+                    lat=34.26,
+                    lon=-6.58,
+                )
+                sent_at[seq] = time.monotonic()
+                sos_client.publish(topics.topic(SOS_UNIT, "sos"), codec.encode(message), qos=1)
+                seq += 1
+                stop.wait(0.5)
+            sos_client.loop_stop()
+
+        threads = [threading.Thread(target=console), threading.Thread(target=raiser)]
+        for t in threads:
+            t.start()
+        before, started = stored(url), time.monotonic()
+        run_publishers(args, port, ca)
+        # Sustained: count only what was stored while the publishers ran.
+        rate = (stored(url) - before) / (time.monotonic() - started)
+        stop.set()
+        for t in threads:
+            t.join()
+        return rate, latencies
+    finally:
+        gw.terminate()
+        gw.wait(20)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--publishers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        deployment = provision(work / "deployment", ("KEN-M01",), port).directory
+        # The bench user may publish for every unit; the gateway's user reads them all.
+        subprocess.run(
+            ["mosquitto_passwd", "-b", str(deployment / "passwd"), BENCH_USER, BENCH_PASSWORD],
+            check=True,
+        )
+        with (deployment / "acl").open("a") as acl:
+            acl.write(f"\nuser {BENCH_USER}\ntopic write balise/v1/#\n")
+        mosquitto = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+        broker = subprocess.Popen(
+            [mosquitto, "-c", str(deployment / "mosquitto.conf")], stderr=subprocess.DEVNULL
+        )
+        ca = deployment / "ca.crt"
+        try:
+            time.sleep(1)
+            gateway_user = ("balise.gateway", _gateway_password(deployment))
+            print(
+                f"ingest bench: {args.units:,} units, {args.publishers} publisher processes, "
+                f"{args.seconds:.0f} s per phase; {os.cpu_count()} cores, "
+                f"load {os.getloadavg()[0]:.2f}"
+            )
+            bare = bare_subscriber(args, port, ca, gateway_user)
+            print(f"  bare paho subscriber (baseline, counts only)   {bare:>9,.0f} msg/s")
+            rate, latencies = gateway_run(args, deployment, port, ca, work)
+            print(f"  gateway pipeline (stored, live, WebSocket)    {rate:>9,.0f} positions/s")
+            print(f"  ratio gateway / bare                            {rate / bare:9.2f}")
+            print(
+                f"  SOS publish -> WebSocket, {len(latencies)} alarms: "
+                f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+                f"p99 {percentile(latencies, 99) * 1000:.0f} ms"
+            )
+            print(f"  load at the end {os.getloadavg()[0]:.2f}")
+        finally:
+            broker.terminate()
+            broker.wait(10)
+    return 0
+
+
+def _gateway_password(deployment: Path) -> str:
+    import tomllib
+
+    return str(tomllib.loads((deployment / "gateway.toml").read_text())["broker"]["password"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
