@@ -8,6 +8,7 @@ import importlib
 # name -> (module with add_arguments/run, one-line help)
 SIM_COMMANDS: dict[str, tuple[str, str]] = {
     "fleet": ("simulators.fleet_command", "run N simulated units against a deployment's broker"),
+    "gps": ("simulators.gps", "a simulated GPS receiver: NMEA on a pseudo-terminal or a log"),
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from balise.cli import main as balise_main
+from tests.gpsfake_helpers import GpsFake
 from tests.mqtt_helpers import Broker, Deployment
 
 UNIT_IDS = ("KEN-M01", "KEN-C01")
@@ -113,3 +114,13 @@ def _accepts_tls(deployment: Deployment) -> bool:
             return True
     except OSError:  # refused while starting; ssl.SSLError is an OSError too
         return False
+
+
+@pytest.fixture
+def gpsfake(tmp_path: Path) -> Iterator[GpsFake]:
+    """gpsd's gpsfake replays (tests/gpsfake_helpers.py), all stopped when the test ends."""
+    replays = GpsFake(tmp_path)
+    try:
+        yield replays
+    finally:
+        replays.stop_all()

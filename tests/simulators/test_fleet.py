@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol import status
 from simulators.fleet import Fleet, FleetOptions
 from simulators.world import Zone
 from tests.conftest import free_port, provision, running_broker
@@ -105,8 +106,14 @@ def test_a_unit_in_a_dead_zone_goes_offline_and_its_backlog_arrives_after(
         wait_until(lambda: not api.units()[unit.id]["online"], what="the last will: offline")
         wait_until(lambda: not unit.connected, what="the unit to notice")
         # The rider changes status inside the zone: it waits in the outbox for the link.
+        pressed_ms = int(time.time() * 1000)
         unit.fleet.loop.call_soon_threadsafe(unit.press, "busy")
-        wait_until(lambda: unit.core.outbox.depth() >= 1, what="a backlog in the outbox")
+        pending = unit.core  # the status is made on the button's release
+        wait_until(
+            lambda: getattr(pending.status_pending, "status", None) == status.BUSY,
+            what="the busy status pending in the outbox",
+        )
+        assert unit.core.outbox.depth() >= 1
         left_ms = int(time.time() * 1000)
         fleet.options.dead_zones = []
         wait_until(lambda: api.units()[unit.id]["online"], timeout=30, what="back online")
@@ -118,5 +125,9 @@ def test_a_unit_in_a_dead_zone_goes_offline_and_its_backlog_arrives_after(
         rows = connection.execute("SELECT seq, kind, t_ms, received_ms FROM messages").fetchall()
     seqs = [seq for seq, *_ in rows]
     assert len(seqs) == len(set(seqs)), "nothing stored twice"
-    late = [kind for seq, kind, t, received in rows if t < left_ms <= received]
-    assert "status" in late, "the status pressed inside the dead zone arrived after it"
+    # Made inside the zone (after the press), received only once the unit had left it.
+    late = [kind for seq, kind, t, received in rows if t >= pressed_ms and received >= left_ms]
+    statuses = [(seq, t, received) for seq, kind, t, received in rows if kind == "status"]
+    assert "status" in late, (
+        f"the status pressed in the zone arrived after it: {left_ms} {statuses}"
+    )

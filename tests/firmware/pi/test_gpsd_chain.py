@@ -23,7 +23,6 @@ import pytest
 from firmware.drivers.gps import open_gps
 from firmware.pi import runtime as runtime_module
 from protocol.messages import FIX_NONE
-from tests.firmware.conftest import GpsFake
 from tests.firmware.drivers.gps_recordings import GPS_ROLLOVER_MS, Tpv, chk_tpvs, same_place
 from tests.firmware.pi.unit_helpers import (
     Pinger,
@@ -32,6 +31,7 @@ from tests.firmware.pi.unit_helpers import (
     uplink,
     wait_until,
 )
+from tests.gpsfake_helpers import GpsFake
 from tests.mqtt_helpers import Broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.gpsd, pytest.mark.slow]
