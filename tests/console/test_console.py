@@ -107,11 +107,12 @@ def room(broker: Broker, browser: Browser, tmp_path: Path) -> Iterator[Room]:
         sessions = {MOTO: moto, CAR: car}
         gw = GatewayProcess(broker, db)
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        room = Room(broker, db, gw, Fleet(sessions), page)
         try:
-            yield Room(broker, db, gw, Fleet(sessions), page)
+            yield room
         finally:
             page.close()
-            gw.kill()
+            room.gw.kill()  # the one running now: a test may have restarted it
 
 
 def bring_up(room: Room) -> None:
