@@ -62,8 +62,10 @@ def create_token(config: Path, name: str, role: str) -> str:
 
 
 class GatewayProcess:
-    def __init__(self, broker: Broker, db: Path, http_port: int | None = None) -> None:
-        self.config = broker.deployment.directory / "gateway.toml"
+    def __init__(
+        self, broker: Broker, db: Path, http_port: int | None = None, config: Path | None = None
+    ) -> None:
+        self.config = config or broker.deployment.directory / "gateway.toml"
         self.http_port = http_port or free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         argv = ["gateway", "--config", str(self.config), "--db", str(db)]
