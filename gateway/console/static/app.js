@@ -30,6 +30,12 @@ let placing = false;
 let openIncident = null;
 let audio = null;
 const centredAlarms = new Set();
+const dirty = new Set();      // units changed since the last render
+const rows = new Map();       // id -> its <tr> on the board
+let boardStale = true;        // the whole board must be rebuilt (order, filter, new units)
+let renderQueued = false;
+// Thousands of units: rebuild the board and glide the markers less often (docs/console.md).
+const big = () => units.size > 1000;
 
 const $ = (id) => document.getElementById(id);
 const now = () => Date.now() + clockSkew;
@@ -110,10 +116,10 @@ function connect() {
       units.clear();
       incidents.clear();
     }
-    for (const unit of frame.units || []) units.set(unit.id, unit);
+    for (const unit of frame.units || []) { units.set(unit.id, unit); dirty.add(unit.id); }
     for (const incident of frame.incidents || []) incidents.set(incident.id, incident);
-    if (frame.type === "snapshot") setLive(true);
-    if (frame.type !== "ping") render();
+    if (frame.type === "snapshot") { setLive(true); boardStale = true; }
+    if (frame.type !== "ping") scheduleRender();
   };
   ws.onclose = () => {
     if (socket !== ws) return;
@@ -231,7 +237,11 @@ function drawMarkers() {
   }
 }
 
-setInterval(() => { if (session) drawMarkers(); }, 250);  // markers glide between reports
+let glides = 0;
+setInterval(() => {  // markers glide between reports; four times a second, once with thousands
+  glides += 1;
+  if (session && (!big() || glides % 4 === 0)) drawMarkers();
+}, 250);
 
 // -- the board ------------------------------------------------------------------
 
@@ -265,29 +275,49 @@ function sortValue(unit, key) {
   }
 }
 
-function drawBoard() {
+function rowHtml(u) {
+  const tags = [
+    u.online ? "" : `<span class="tag offline">offline</span>`,
+    u.stale ? `<span class="tag stale">stale</span>` : "",
+    u.assignment && u.assignment.state === "pending" ? `<span class="tag pending">assignment pending</span>` : "",
+  ].join("");
+  const speed = u.position && u.position.speed_mps != null ? Math.round(u.position.speed_mps * 3.6) : "";
+  const supply = u.health && u.health.supply_v != null ? `${u.health.supply_v.toFixed(1)} V` : "";
+  const backlog = u.health && u.health.outbox_depth != null ? u.health.outbox_depth : "";
+  return `<td>${u.id}</td><td>${statusChip(u)}${tags}</td>` +
+    `<td>${clock(u.status_since)}</td><td class="seen">${ago(u.last_seen)}</td><td>${speed}</td>` +
+    `<td>${supply}</td><td>${backlog}</td>`;
+}
+
+function rowClass(u) {
+  return [u.stale ? "stale" : "", u.online ? "" : "offline", activeSos(u) ? "sos" : "",
+    selected === u.id ? "selected" : ""].join(" ");
+}
+
+function drawBoard(full) {
   const filter = $("filter").value;
-  const rows = [...units.values()]
+  if (!full && !boardStale) {
+    // Only the units that changed: their rows in place (the order waits for the next rebuild).
+    for (const id of dirty) {
+      const u = units.get(id), tr = rows.get(id);
+      if (!u || !tr) { boardStale = true; break; }
+      if (filter && String(u.status_code) !== filter) { boardStale = true; break; }
+      tr.innerHTML = rowHtml(u);
+      tr.className = rowClass(u);
+    }
+    if (!boardStale) return;
+  }
+  boardStale = false;
+  const shown = [...units.values()]
     .filter((u) => !filter || String(u.status_code) === filter)
     .sort((a, b) => {
       const x = sortValue(a, sortKey), y = sortValue(b, sortKey);
       return (x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : 1) * (sortUp ? 1 : -1);
     });
-  $("board").querySelector("tbody").innerHTML = rows.map((u) => {
-    const tags = [
-      u.online ? "" : `<span class="tag offline">offline</span>`,
-      u.stale ? `<span class="tag stale">stale</span>` : "",
-      u.assignment && u.assignment.state === "pending" ? `<span class="tag pending">assignment pending</span>` : "",
-    ].join("");
-    const speed = u.position && u.position.speed_mps != null ? Math.round(u.position.speed_mps * 3.6) : "";
-    const supply = u.health && u.health.supply_v != null ? `${u.health.supply_v.toFixed(1)} V` : "";
-    const backlog = u.health && u.health.outbox_depth != null ? u.health.outbox_depth : "";
-    const classes = [u.stale ? "stale" : "", u.online ? "" : "offline", activeSos(u) ? "sos" : "",
-      selected === u.id ? "selected" : ""].join(" ");
-    return `<tr data-unit="${u.id}" class="${classes}"><td>${u.id}</td><td>${statusChip(u)}${tags}</td>` +
-      `<td>${clock(u.status_since)}</td><td class="seen">${ago(u.last_seen)}</td><td>${speed}</td>` +
-      `<td>${supply}</td><td>${backlog}</td></tr>`;
-  }).join("");
+  const body = $("board").querySelector("tbody");
+  body.innerHTML = shown.map((u) => `<tr data-unit="${u.id}" class="${rowClass(u)}">${rowHtml(u)}</tr>`).join("");
+  rows.clear();
+  for (const tr of body.children) rows.set(tr.dataset.unit, tr);
   const online = [...units.values()].filter((u) => u.online && !u.stale).length;
   $("counts").textContent = `${units.size} units, ${online} live`;
 }
@@ -304,19 +334,26 @@ $("board").querySelector("thead").addEventListener("click", (event) => {
   sortKey = th.dataset.key;
   for (const other of $("board").querySelectorAll("th")) other.className = "";
   th.className = `sorted ${sortUp ? "up" : ""}`;
-  drawBoard();
+  drawBoard(true);
 });
 
 $("filter").innerHTML += Object.entries(STATUS)
   .map(([code, name]) => `<option value="${code}">${code} ${name}</option>`).join("");
-$("filter").addEventListener("change", drawBoard);
+$("filter").addEventListener("change", () => drawBoard(true));
 
-setInterval(() => { if (session) drawBoard(); }, 1000);  // "12 s ago" keeps counting
+// "12 s ago" keeps counting, and the order follows the sort: a rebuild every second
+// (every 5 s with thousands of units; changed rows are updated in between).
+let rebuilds = 0;
+setInterval(() => {
+  rebuilds += 1;
+  if (session && (!big() || rebuilds % 5 === 0)) drawBoard(true);
+}, 1000);
 
 // -- a unit's details and track -------------------------------------------------
 
 async function select(unitId) {
   selected = unitId;
+  boardStale = true;
   render();
   const unit = units.get(unitId);
   const where = unit && predicted(unit);
@@ -348,7 +385,12 @@ function drawDetails() {
       <dt>Backlog</dt><dd>${h.outbox_depth != null ? h.outbox_depth : ""}</dd>
     </dl>
     <button type="button" id="details-close">Close</button>`;
-  $("details-close").onclick = () => { selected = null; if (trackLayer) trackLayer.remove(); render(); };
+  $("details-close").onclick = () => {
+    selected = null;
+    boardStale = true;
+    if (trackLayer) trackLayer.remove();
+    render();
+  };
 }
 
 // -- SOS ------------------------------------------------------------------------
@@ -383,7 +425,7 @@ $("alarms").addEventListener("click", async (event) => {
   try {
     const acked = await api("POST", `/api/units/${encodeURIComponent(button.dataset.ack)}/sos/${button.dataset.alarm}/ack`);
     const unit = units.get(acked.unit);
-    if (unit) { unit.sos = { ...unit.sos, ...acked }; render(); }
+    if (unit) { unit.sos = { ...unit.sos, ...acked }; dirty.add(unit.id); render(); }
   } catch (error) {
     button.disabled = false;
     alert(`Acknowledgement failed: ${error.message}`);
@@ -481,7 +523,7 @@ $("ranking").addEventListener("click", async (event) => {
   try {
     const assignment = await api("POST", `/api/incidents/${openIncident}/assign`, { unit: button.dataset.assign });
     const unit = units.get(button.dataset.assign);
-    if (unit) { unit.assignment = assignment; render(); }
+    if (unit) { unit.assignment = assignment; dirty.add(unit.id); render(); }
     button.textContent = "Assigned";
   } catch (error) {
     button.disabled = false;
@@ -493,9 +535,16 @@ $("ranking").addEventListener("click", async (event) => {
 
 function render() {
   drawAlarms();
-  drawBoard();
+  drawBoard(false);
   drawDetails();
   drawMarkers();
+  dirty.clear();
+}
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; render(); });
 }
 
 // A page reloaded with a live session carries on without a new login.
