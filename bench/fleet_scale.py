@@ -43,20 +43,30 @@ def rss_mb() -> float:
     return 0.0
 
 
-async def measure(fleet: Fleet, seconds: float, warmup: float) -> tuple[float, float, float, float]:
+async def measure(
+    fleet: Fleet, seconds: float, warmup: float, received: list[int]
+) -> tuple[float, float, float, float, float, float]:
+    """(real-time factor, published/s, received/s, CPU share, mean and max lag of a second)."""
     runner = asyncio.create_task(fleet.run())
     await asyncio.sleep(warmup)
     steps0 = sum(u.steps for u in fleet.units)
-    sent0 = fleet.stats.published
+    sent0, received0 = fleet.stats.published, received[0]
+    for unit in fleet.units:
+        unit.lag_max_s = 0.0
     cpu0, wall0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
+    lags = []
+    while time.monotonic() - wall0 < seconds:
+        await asyncio.sleep(1.0)
+        lags += [u.lag_s for u in fleet.units]
     wall = time.monotonic() - wall0
     steps = sum(u.steps for u in fleet.units) - steps0
-    sent = fleet.stats.published - sent0
+    sent, got = fleet.stats.published - sent0, received[0] - received0
     cpu = time.process_time() - cpu0
-    runner.cancel()
+    lag_max = max(u.lag_max_s for u in fleet.units)
+    runner.cancel()  # the units sign off: not counted
     await asyncio.gather(runner, return_exceptions=True)
-    return steps / (len(fleet.units) * wall), sent / wall, cpu / wall, wall
+    factor = steps / (len(fleet.units) * wall)
+    return factor, sent / wall, got / wall, cpu / wall, sum(lags) / len(lags), lag_max
 
 
 def one_size(size: int, seconds: float) -> str:
@@ -88,20 +98,9 @@ def one_size(size: int, seconds: float) -> str:
             loop = asyncio.new_event_loop()
             fleet = Fleet(options, loop)
             warmup = options.connect_spread_s + 5
-            received0 = [0]
-
-            async def go() -> tuple[float, float, float, float]:
-                async def mark() -> None:
-                    await asyncio.sleep(warmup)
-                    received0[0] = received[0]
-
-                marker = asyncio.create_task(mark())
-                result = await measure(fleet, seconds, warmup)
-                await marker
-                return result
-
-            factor, sent_rate, cpu, wall = loop.run_until_complete(go())
-            delivered = (received[0] - received0[0]) / wall
+            factor, sent_rate, delivered, cpu, lag, lag_max = loop.run_until_complete(
+                measure(fleet, seconds, warmup, received)
+            )
             per_unit_kb = (rss_mb() - rss_before) * 1024 / size
             connected = fleet.stats.connects
             loop.close()
@@ -110,6 +109,7 @@ def one_size(size: int, seconds: float) -> str:
             return (
                 f"  {size:>6,}  {connected:>9,}  {factor:>9.2f}  {sent_rate:>9.1f}"
                 f"  {delivered:>9.1f}  {ratio:>7.2f}  {cpu * 100:>6.0f} %  {per_unit_kb:>8.0f}"
+                f"  {lag * 1000:>7.0f}  {lag_max * 1000:>7.0f}"
             )
         finally:
             broker.terminate()
@@ -125,8 +125,14 @@ def main() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     load = os.getloadavg()[0]
-    print(f"fleet scale: {args.seconds:.0f} s per size; {os.cpu_count()} cores, load {load:.2f}")
-    print("   units  connects  real-time  pub msg/s  recv msg/s  deliv.  fleet CPU  KB/unit")
+    print(
+        f"fleet scale: {args.seconds:.0f} s per size; {os.cpu_count()} cores, load {load:.2f}",
+        flush=True,
+    )
+    print(
+        "   units  connects  real-time  pub msg/s  recv msg/s  deliv.  fleet CPU  KB/unit"
+        "  lag ms  max ms"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         print(one_size(size, args.seconds), flush=True)
     print(f"  load at the end {os.getloadavg()[0]:.2f}")

@@ -7,7 +7,7 @@ temporary directory for a free port of 127.0.0.1), and the broker started from i
 mosquitto.conf. The unit reaches the broker through a relay that counts the bytes each way
 (TLS records as they cross TCP), and a subscriber with the gateway's credentials counts
 what arrives, so a unit that silently stopped reporting cannot pass for a frugal one.
-Linux only (/proc). Imports paho-mqtt, bench.nmea and bench.drives.
+Linux only (/proc). Imports paho-mqtt, simulators.nmea and bench.drives.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench import nmea
 from bench.drives import Sample
 from firmware.core.fix import Fix
+from simulators.nmea import sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT_ID = "KEN-M01"
@@ -60,6 +61,11 @@ BASELINES = (
     ("python + the unit's modules, idle", _UNIT_MODULES),
     ("python + all that `balise unit` imports, idle", _CLI),
 )
+
+
+def gga_rmc(fix: Any) -> str:
+    """The GGA and RMC of an epoch: what the footprint was measured with (docs/benchmarks.md)."""
+    return "".join(line for line in sentences(fix) if line[3:6] in ("GGA", "RMC"))
 
 
 def cli_extra_imports() -> list[str]:
@@ -484,7 +490,7 @@ def _feed(
         if delay > 0:
             time.sleep(delay)
         fix = Fix(**{**samples[index].fix.values(), "time_ms": epoch_s * 1000})
-        pty.write(nmea.epoch(fix))
+        pty.write(gga_rmc(fix))
         if unit.poll() is not None:
             raise RuntimeError(f"the unit exited with status {unit.returncode} while running")
         if index == warmup_s:

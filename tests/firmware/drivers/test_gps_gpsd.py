@@ -7,12 +7,6 @@ the driver reads with gpsd's expected reports in the recording's .chk.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,10 +21,10 @@ from tests.firmware.drivers.fake_gpsd import FakeGpsd, poll
 from tests.firmware.drivers.gps_recordings import (
     GPS_ROLLOVER_MS,
     chk_tpvs,
-    recording,
     same_place,
     tpvs_at,
 )
+from tests.gpsfake_helpers import GpsFake, free_port, stop_group
 
 TPV_3D = {
     "mode": 3,
@@ -218,63 +212,16 @@ def test_read_before_connect_raises() -> None:
 
 # ---- the real gpsd, replaying real receivers ---------------------------------------------
 
-GPSFAKE = shutil.which("gpsfake") or "/usr/bin/gpsfake"
 # gpsfake writes one sentence every CYCLE_SECONDS; the driver polls about 3 times as often.
 CYCLE_SECONDS = 0.05
 POLL_SECONDS = 0.015
 REPLAY_LIMIT_SECONDS = 20
-STOP_SECONDS = 5
 MAX_UNALIGNED = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop gpsfake and the gpsd it runs (same process group), whatever state they are in."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):  # the group is gone
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):  # a gpsd that outlived gpsfake
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def start_gpsfake(name: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """gpsfake replaying the recording once, through its own gpsd on a free port."""
-    if not Path(GPSFAKE).exists():
-        pytest.fail("gpsfake is missing: scripts/system-deps.sh installs gpsd-clients")
-    port = free_port()
-    # -1 once; -q quiet; -W 1: exit (and stop gpsd) 1 s after the last sentence.
-    command = [GPSFAKE, "-1", "-q", "-W", "1", "-P", str(port), "-c", str(CYCLE_SECONDS)]
-    log_path = log_dir / f"gpsfake-{name}.txt"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, str(recording(name))],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, gpsd included
-        )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, port
-        except OSError:
-            time.sleep(0.02)
-    stop_group(process)
-    pytest.fail(f"gpsfake's gpsd did not listen on {port}: see {log_path}")
 
 
 def replay(name: str, log_dir: Path) -> list[Fix]:
     """Every fix GpsdSource reads while gpsfake replays the recording once."""
-    process, port = start_gpsfake(name, log_dir)
+    process, port = GpsFake(log_dir, CYCLE_SECONDS).start(name)
     try:
         source = open_gps(f"gpsd://127.0.0.1:{port}")
         fixes = []
