@@ -115,6 +115,7 @@ class SimUnit:
         self._reconnect: asyncio.TimerHandle | None = None
         self._attempt = 0
         self.steps = 0  # simulated seconds: steps / wall seconds is the real-time factor
+        self.lag_s = self.lag_max_s = 0.0  # how late the latest / the latest-ever second ran
 
     # -- MQTT on the asyncio loop ------------------------------------------------------
 
@@ -301,6 +302,8 @@ class SimUnit:
         next_second = time.monotonic()
         while not self.fleet.stopping:
             next_second += 1.0
+            self.lag_s = max(0.0, time.monotonic() - next_second + 1.0)  # how late this second is
+            self.lag_max_s = max(self.lag_max_s, self.lag_s)
             self.second()
             await asyncio.sleep(max(0.0, next_second - time.monotonic()))
 
