@@ -25,10 +25,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from paho.mqtt import client as mqtt  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from bench.ingest import BENCH_PASSWORD, BENCH_USER, client, percentile  # noqa: E402
@@ -114,8 +116,11 @@ def measure(size: int, seconds: float) -> str:
             ids = [f"KEN-{i:05d}" for i in range(size)]
             seqs = dict.fromkeys(ids, 1)
 
-            def send(message: object) -> None:
-                pub.publish(topics.topic(message.unit, message.KIND), codec.encode(message), qos=1)  # type: ignore[attr-defined]
+            def send(message: Any) -> None:
+                payload = codec.encode(message)
+                topic = topics.topic(message.unit, message.KIND)
+                while pub.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                    time.sleep(0.005)  # paho's queue is full: wait for PUBACKs
 
             now = int(time.time() * 1000)
             for unit in ids:  # every unit online, available, placed

@@ -218,3 +218,18 @@ def test_the_page_says_disconnected_when_the_gateway_dies_and_recovers_by_itself
     expect(page.locator("#connection")).to_have_text("live", timeout=15000)
     room.fleet.send(MOTO, StatusChange, status=status.BUSY)
     expect(row(page, MOTO)).to_contain_text("busy", timeout=SHOWN_WITHIN_MS)
+
+
+def test_a_laptop_screen_shows_the_map_the_board_and_the_alarms(room: Room) -> None:
+    bring_up(room)
+    page = room.page
+    page.set_viewport_size({"width": 1366, "height": 768})
+    seq = room.fleet.seqs[CAR] + 1
+    room.fleet.send(CAR, Sos, action="raise", alarm_id=seq, lat=34.2580, lon=-6.5850)
+    expect(page.locator(f'.alarm[data-unit="{CAR}"] button')).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    for selector in ("#map", "#board"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["width"] > 300, f"{selector} too narrow: {box}"
+        assert box["x"] + box["width"] <= 1366 + 1, f"{selector} overflows the screen: {box}"
+    expect(page.locator("#connection")).to_be_in_viewport()
+    page.screenshot(path=str(SCREENSHOTS / "console-laptop.png"))

@@ -11,6 +11,7 @@ const MAX_EXTRAPOLATION_S = 30;  // as protocol/predictor.py
 const EARTH_RADIUS_M = 6371008.8;
 const FEED_SILENCE_MS = 12000;   // the gateway pings every 5 s
 const TRACK_MS = 30 * 60 * 1000;
+const BOARD_ROWS = 300;
 
 const units = new Map();      // id -> unit view from the gateway
 const incidents = new Map();  // id -> incident
@@ -208,9 +209,9 @@ function markerHtml(unit) {
     `<span class="mk-label">${unit.id}</span></div>`;
 }
 
-function drawMarkers() {
+function drawMarkers(ids) {
   if (!map) return;
-  for (const unit of units.values()) {
+  for (const unit of ids ? [...ids].map((id) => units.get(id)).filter(Boolean) : units.values()) {
     const where = predicted(unit);
     let marker = markers.get(unit.id);
     if (!where) {
@@ -232,6 +233,7 @@ function drawMarkers() {
       }
     }
   }
+  if (ids) return;
   for (const [id, marker] of markers) {
     if (!units.has(id)) { marker.remove(); markers.delete(id); }
   }
@@ -296,24 +298,28 @@ function rowClass(u) {
 
 function drawBoard(full) {
   const filter = $("filter").value;
-  if (!full && !boardStale) {
-    // Only the units that changed: their rows in place (the order waits for the next rebuild).
+  if (!full && !boardStale && big()) {
+    // Thousands of units: only the rows shown of the units that changed, in place; the order,
+    // the filter and units not shown wait for the next rebuild (every 5 s).
     for (const id of dirty) {
       const u = units.get(id), tr = rows.get(id);
-      if (!u || !tr) { boardStale = true; break; }
-      if (filter && String(u.status_code) !== filter) { boardStale = true; break; }
+      if (!u || !tr) continue;
       tr.innerHTML = rowHtml(u);
       tr.className = rowClass(u);
     }
-    if (!boardStale) return;
+    return;
   }
   boardStale = false;
-  const shown = [...units.values()]
+  const matching = [...units.values()]
     .filter((u) => !filter || String(u.status_code) === filter)
     .sort((a, b) => {
       const x = sortValue(a, sortKey), y = sortValue(b, sortKey);
       return (x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : 1) * (sortUp ? 1 : -1);
     });
+  // A dispatcher reads the top of the board; thousands of rows would only slow the page.
+  const shown = matching.slice(0, BOARD_ROWS);
+  $("board-more").textContent = matching.length > BOARD_ROWS
+    ? `${BOARD_ROWS} of ${matching.length} shown: sort or filter to see others` : "";
   const body = $("board").querySelector("tbody");
   body.innerHTML = shown.map((u) => `<tr data-unit="${u.id}" class="${rowClass(u)}">${rowHtml(u)}</tr>`).join("");
   rows.clear();
@@ -537,7 +543,7 @@ function render() {
   drawAlarms();
   drawBoard(false);
   drawDetails();
-  drawMarkers();
+  drawMarkers(dirty);  // the others glide on their own timer
   dirty.clear();
 }
 
