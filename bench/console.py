@@ -162,7 +162,7 @@ def measure(size: int, seconds: float) -> str:
                 page.fill("#login-password", "bench-password")
                 page.click("#login-form button[type=submit]")
                 page.wait_for_function(
-                    f"document.querySelectorAll('#board tbody tr').length >= {size}",
+                    f"document.getElementById('counts').textContent.startsWith('{size} units')",
                     timeout=120_000,
                 )
                 threading.Thread(target=mover, daemon=True).start()
