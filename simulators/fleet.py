@@ -106,6 +106,7 @@ class SimUnit:
         self.buzzer = ""
         self.connected = False
         self.linked = True  # False inside a dead zone
+        self.forced_offline = False  # a scenario took the link away, wherever the unit is
         self.tokens: dict[int, int] = {}
         self.mission = "patrol"
         self.mission_until = 0.0
@@ -311,7 +312,7 @@ class SimUnit:
         self.steps += 1
         now = time.monotonic()
         self.vehicle.step(1.0)
-        inside = any(
+        inside = self.forced_offline or any(
             z.contains(self.vehicle.lat, self.vehicle.lon) for z in self.fleet.options.dead_zones
         )
         if inside and self.linked:
