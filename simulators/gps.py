@@ -43,13 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kind", choices=("motorcycle", "car"), default="motorcycle")
     parser.add_argument("--center", type=_center, default=KENITRA, metavar="LAT,LON")
-    parser.add_argument("--geojson", type=Path, help="roads to drive instead of a generated city")
+    roads = parser.add_mutually_exclusive_group()
+    roads.add_argument("--geojson", type=Path, help="roads to drive instead of a generated city")
+    roads.add_argument("--gpx", type=Path, help="a GPX track to drive along")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def drive(args: argparse.Namespace) -> tuple[Vehicle, GpsReceiver]:
     if args.geojson is not None:
         streets = StreetMap.from_geojson(args.geojson)
+    elif args.gpx is not None:
+        streets = StreetMap.from_gpx(args.gpx)
     else:
         streets = StreetMap.generate(args.center, seed=args.seed)
     rng = random.Random(args.seed)

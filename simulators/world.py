@@ -98,35 +98,73 @@ class StreetMap:
         features = document.get("features") if isinstance(document, dict) else None
         if not isinstance(features, list):
             raise SimulatorError(f"{path}: not a GeoJSON FeatureCollection")
-        streets = cls([], {})
-        at: dict[tuple[float, float], int] = {}
+        lines = []
         for number, feature in enumerate(features):
             geometry = (feature or {}).get("geometry") or {}
             kind, coords = geometry.get("type"), geometry.get("coordinates")
-            lines = (
-                [coords] if kind == "LineString" else coords if kind == "MultiLineString" else []
-            )
-            for line in lines or []:
-                previous = None
+            parts: list[Any] = []
+            if kind == "LineString":
+                parts = [coords]
+            elif kind == "MultiLineString" and isinstance(coords, list):
+                parts = coords
+            for line in parts:
                 if not isinstance(line, list):
                     raise SimulatorError(f"{path}: feature {number}: a line must be a list")
-                for point in line:
-                    if not (isinstance(point, list) and len(point) >= 2):
-                        raise SimulatorError(f"{path}: feature {number}: bad coordinate {point!r}")
-                    lon, lat = float(point[0]), float(point[1])
-                    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                        raise SimulatorError(f"{path}: feature {number}: out of range {point!r}")
-                    key = (round(lat, 6), round(lon, 6))
-                    if key not in at:
-                        at[key] = len(streets.nodes)
-                        streets.nodes.append(Node(len(streets.nodes), lat, lon))
-                        streets.edges[at[key]] = {}
-                    if previous is not None and previous != at[key]:
-                        streets._link(previous, at[key])
-                    previous = at[key]
-        if not any(streets.edges.values()):
+                lines.append((number, line))
+        if not lines:
             raise SimulatorError(f"{path}: no LineString roads in it")
+        return cls._from_lines([line for _, line in lines], str(path), [n for n, _ in lines])
+
+    @classmethod
+    def _from_lines(
+        cls, lines: list[Any], where: str, numbers: list[int] | None = None
+    ) -> StreetMap:
+        """Streets from lines of [lon, lat] points; points within 0.1 m are one junction."""
+        streets = cls([], {})
+        at: dict[tuple[float, float], int] = {}
+        for index, line in enumerate(lines):
+            feature = f"feature {numbers[index] if numbers else index}"
+            previous = None
+            for point in line:
+                if not (isinstance(point, list) and len(point) >= 2):
+                    raise SimulatorError(f"{where}: {feature}: bad coordinate {point!r}")
+                lon, lat = float(point[0]), float(point[1])
+                if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                    raise SimulatorError(f"{where}: {feature}: out of range {point!r}")
+                key = (round(lat, 6), round(lon, 6))
+                if key not in at:
+                    at[key] = len(streets.nodes)
+                    streets.nodes.append(Node(len(streets.nodes), lat, lon))
+                    streets.edges[at[key]] = {}
+                if previous is not None and previous != at[key]:
+                    streets._link(previous, at[key])
+                previous = at[key]
+        if not any(streets.edges.values()):
+            raise SimulatorError(f"{where}: no street with two distinct points")
         return streets
+
+    @classmethod
+    def from_gpx(cls, path: str | Path) -> StreetMap:
+        """The tracks (or routes) of a GPX file as streets: a vehicle drives along them."""
+        import gpxpy
+        import gpxpy.gpx
+
+        try:
+            with Path(path).open() as stream:
+                gpx = gpxpy.parse(stream)
+        except OSError as exc:
+            raise SimulatorError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        except gpxpy.gpx.GPXException as exc:
+            raise SimulatorError(f"{path}: not a GPX file: {exc}") from exc
+        lines = [
+            [[p.longitude, p.latitude] for p in segment.points]
+            for track in gpx.tracks
+            for segment in track.segments
+        ] + [[[p.longitude, p.latitude] for p in route.points] for route in gpx.routes]
+        lines = [line for line in lines if len(line) >= 2]
+        if not lines:
+            raise SimulatorError(f"{path}: no track or route with two points or more")
+        return cls._from_lines(lines, str(path))
 
     def _link(self, a: int, b: int) -> None:
         metres = distance_m(

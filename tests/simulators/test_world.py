@@ -92,3 +92,29 @@ def test_roads_from_geojson_and_bad_files_named(tmp_path: Path) -> None:
             StreetMap.from_geojson(tmp_path / name)
     with pytest.raises(SimulatorError, match="vehicle kind 'tank'"):
         Vehicle("tank", streets, rng)
+
+
+def test_a_gpx_track_is_a_street_to_drive_along(tmp_path: Path) -> None:
+    import gpxpy.gpx
+
+    gpx = gpxpy.gpx.GPX()
+    track = gpxpy.gpx.GPXTrack()
+    segment = gpxpy.gpx.GPXTrackSegment()
+    points = [(34.2610 + i * 0.001, -6.5802 + (i % 2) * 0.0005) for i in range(6)]
+    segment.points = [gpxpy.gpx.GPXTrackPoint(lat, lon) for lat, lon in points]
+    track.segments.append(segment)
+    gpx.tracks.append(track)
+    path = tmp_path / "patrol.gpx"
+    path.write_text(gpx.to_xml())
+    streets = StreetMap.from_gpx(path)
+    route = streets.route(streets.nearest_node(*points[0]), streets.nearest_node(*points[-1]))
+    assert [(round(a, 6), round(b, 6)) for a, b in route] == [
+        (round(a, 6), round(b, 6)) for a, b in points
+    ]
+    (tmp_path / "bad.gpx").write_text("<gpx><trk>")
+    with pytest.raises(SimulatorError, match=r"bad\.gpx: not a GPX file"):
+        StreetMap.from_gpx(tmp_path / "bad.gpx")
+    empty = gpxpy.gpx.GPX()
+    (tmp_path / "empty.gpx").write_text(empty.to_xml())
+    with pytest.raises(SimulatorError, match="no track or route with two points"):
+        StreetMap.from_gpx(tmp_path / "empty.gpx")
