@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from gateway.api import live
 from protocol import codec, status, topics
 from protocol.messages import Online, Position, Sos, StatusChange
 from tests.conftest import start_broker
@@ -342,3 +344,28 @@ def test_users_and_tokens_commands_refuse_bad_input(broker: Broker) -> None:
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     missing = balise("tokens", "create", "x", "--role", "viewer", "--config", "/nonexistent.toml")
     assert missing.returncode == 2 and "/nonexistent.toml" in missing.stderr
+
+
+def test_a_quiet_feed_gets_pings_and_sigterm_stops_the_gateway_with_a_client_connected(
+    room: Room,
+) -> None:
+    cookie = room.admin.http.cookies.get("balise_session")
+    url = room.gw.url.replace("http", "ws") + "/api/live"
+    with ws_connect(url, additional_headers={"Cookie": f"balise_session={cookie}"}) as feed:
+        assert json.loads(feed.recv(timeout=5))["type"] == "snapshot"
+        frame = json.loads(feed.recv(timeout=live.PING_SECONDS + 5))
+        assert frame["type"] == "ping" and frame["t"] > 0
+        assert room.gw.stop() == 0, room.gw.log()
+        with pytest.raises(ConnectionClosed):
+            while True:  # whatever was in flight, then the close
+                feed.recv(timeout=5)
+
+
+def test_a_client_that_does_not_drain_its_frames_is_dropped_not_waited_for() -> None:
+    client = live.Client()
+    for i in range(live.CLIENT_QUEUE_FRAMES):
+        client.offer(f"frame {i}")
+    assert not client.dropped
+    client.offer("one too many")
+    assert client.dropped
+    assert client.queue.get_nowait() is None  # the sender's signal to close the socket
