@@ -6,6 +6,7 @@ Screenshots of the main views go to docs/img/console-*.png (the README shows one
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -233,3 +234,34 @@ def test_a_laptop_screen_shows_the_map_the_board_and_the_alarms(room: Room) -> N
         assert box["x"] + box["width"] <= 1366 + 1, f"{selector} overflows the screen: {box}"
     expect(page.locator("#connection")).to_be_in_viewport()
     page.screenshot(path=str(SCREENSHOTS / "console-laptop.png"))
+
+
+def test_several_sos_all_show_and_sound_until_each_is_acknowledged(room: Room) -> None:
+    bring_up(room)
+    page = room.page
+    for unit, (lat, lon) in ((MOTO, (34.2625, -6.5785)), (CAR, (34.2580, -6.5850))):
+        seq = room.fleet.seqs[unit] + 1
+        room.fleet.send(unit, Sos, action="raise", alarm_id=seq, lat=lat, lon=lon)
+    alarms = page.locator("#alarms .alarm")
+    expect(alarms).to_have_count(2, timeout=SHOWN_WITHIN_MS)
+    page.locator(f'.alarm[data-unit="{MOTO}"] button').click()
+    expect(page.locator(f'.alarm[data-unit="{MOTO}"]')).to_contain_text("acknowledged by amina")
+    # The other SOS is still unacknowledged: the tone keeps going.
+    expect(page.locator(f'.alarm[data-unit="{CAR}"] button')).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-sos-sounding", "yes")
+    page.locator(f'.alarm[data-unit="{CAR}"] button').click()
+    expect(page.locator("body")).to_have_attribute("data-sos-sounding", "no", timeout=3000)
+
+
+def test_clicking_a_unit_shows_its_details_and_its_recent_track(room: Room) -> None:
+    bring_up(room)
+    page = room.page
+    room.fleet.send(
+        MOTO, Position, lat=34.2640, lon=-6.5770, fix=3, speed_mps=7.0, heading_deg=45.0
+    )
+    page.locator(f'.mk[data-unit="{MOTO}"]').click()
+    details = page.locator("#details")
+    expect(details).to_contain_text("34.26400, -6.57700", timeout=SHOWN_WITHIN_MS)
+    expect(details).to_contain_text("25 km/h")
+    expect(page.locator("path.track")).to_have_count(1, timeout=SHOWN_WITHIN_MS)
+    expect(row(page, MOTO)).to_have_class(re.compile(r"\bselected\b"))

@@ -368,7 +368,7 @@ async function select(unitId) {
   try {
     const track = await api("GET", `/api/units/${encodeURIComponent(unitId)}/track?since=${Date.now() + clockSkew - TRACK_MS}`);
     if (trackLayer) trackLayer.remove();
-    trackLayer = L.geoJSON(track.features[0], { style: { color: "#0550ae", weight: 4, opacity: 0.7 } }).addTo(map);
+    trackLayer = L.geoJSON(track.features[0], { style: { color: "#0550ae", weight: 4, opacity: 0.7, className: "track" } }).addTo(map);
   } catch (_) { /* the details still show */ }
 }
 
