@@ -265,3 +265,23 @@ def test_clicking_a_unit_shows_its_details_and_its_recent_track(room: Room) -> N
     expect(details).to_contain_text("25 km/h")
     expect(page.locator("path.track")).to_have_count(1, timeout=SHOWN_WITHIN_MS)
     expect(row(page, MOTO)).to_have_class(re.compile(r"\bselected\b"))
+
+
+def test_a_moving_marker_glides_along_its_predicted_position_between_reports(room: Room) -> None:
+    bring_up(room)
+    page = room.page
+    # Eastbound at 25 m/s, then silent: only the prediction can move the marker.
+    room.fleet.send(
+        MOTO, Position, lat=34.2600, lon=-6.5800, fix=3, speed_mps=25.0, heading_deg=90.0
+    )
+    speed_kmh = row(page, MOTO).locator("td").nth(4)
+    expect(speed_kmh).to_have_text("90", timeout=SHOWN_WITHIN_MS)  # the report is on the page
+    marker = page.locator(f'.mk[data-unit="{MOTO}"]')
+    expect(page.locator("#details")).to_be_hidden()  # nothing selected: the map does not pan
+    first = wait_until(lambda: marker.bounding_box(), what="the marker drawn")
+
+    def moved_east() -> bool:
+        box = marker.bounding_box()
+        return box is not None and box["x"] - first["x"] >= 3 and abs(box["y"] - first["y"]) < 2
+
+    wait_until(moved_east, timeout=10, what="the marker gliding east between reports")
