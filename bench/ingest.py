@@ -1,6 +1,7 @@
 """Gateway ingest throughput against a bare subscriber, on the same broker, in one run.
 
     .venv/bin/python bench/ingest.py [--units 10000] [--seconds 15] [--publishers 2]
+                                     [--backlog 100000] [--broker-inflight N]
 
 A provisioned deployment and the real mosquitto (TLS) are started on free ports.
 Publisher processes send position messages for `--units` unit ids round robin, as
@@ -14,6 +15,16 @@ unit's topic (10,000 TLS sessions would measure the publishers, not the gateway)
    WebSocket live feed. Its rate is records stored per second (from /metrics).
    Meanwhile another unit raises an SOS every 0.5 s: the time from its publish to
    the console receiving it on the WebSocket gives p50/p99.
+
+3. The drain (`--backlog`, 0 skips it): on a 2-core machine the publishers of
+   phases 1 and 2 take the CPU the consumers need, so both are bound by them.
+   Here both persistent sessions (a bare subscriber's and the gateway's own
+   client id) are registered, then taken offline; `--backlog` positions are
+   published once and the broker queues them for each. The bare subscriber
+   drains its copy alone (first to last message), then the gateway drains
+   its copy alone (first to last record stored, from /metrics; no WebSocket
+   client in this phase). No publisher runs meanwhile: each consumer's ceiling
+   with only the broker beside it.
 
 Prints both rates and their ratio. Nothing is asserted: see docs/benchmarks.md.
 """
@@ -30,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +75,11 @@ def publisher(
     port: int,
     ca: str,
     seconds: float,
-    out: multiprocessing.Queue,
-) -> None:  # type: ignore[type-arg]
-    """One process: positions for its share of the units, as fast as the broker takes them."""
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+    limit: int = 0,
+) -> None:
+    """One process: positions for its share of the units, as fast as the broker takes them
+    (for `seconds`, or until `limit` messages are acknowledged by the broker)."""
     pub = client(f"bench-pub-{index}", Path(ca), BENCH_USER, BENCH_PASSWORD)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
@@ -74,8 +88,11 @@ def publisher(
     sent = 0
     seq = 1
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    last = None
+    while time.monotonic() < deadline and not (limit and sent >= limit):
         for unit in mine:
+            if limit and sent >= limit:
+                break
             position = Position(
                 unit=unit,
                 seq=seq,
@@ -93,18 +110,23 @@ def publisher(
                 time.sleep(0.001)
                 continue
             sent += 1
+            last = info
         seq += 1
+    if limit and last is not None:
+        last.wait_for_publish(60)  # the broker has them all (PUBACKs come in order)
     pub.loop_stop()
     pub.disconnect()
     out.put(sent)
 
 
-def run_publishers(args: argparse.Namespace, port: int, ca: Path) -> int:
+def run_publishers(args: argparse.Namespace, port: int, ca: Path, total: int = 0) -> int:
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    seconds = 3600.0 if total else args.seconds
+    share = -(-total // args.publishers)
     procs = [
         multiprocessing.Process(
             target=publisher,
-            args=(i, args.publishers, args.units, port, str(ca), args.seconds, queue),
+            args=(i, args.publishers, args.units, port, str(ca), seconds, queue, share),
         )
         for i in range(args.publishers)
     ]
@@ -116,8 +138,9 @@ def run_publishers(args: argparse.Namespace, port: int, ca: Path) -> int:
     return sent
 
 
-def bare_subscriber(args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]) -> float:
-    counted = [0, 0.0, 0.0]  # count, first, last
+def counter() -> tuple[list[float], Callable[[object, object, object], None]]:
+    """[count, first, last] and a paho on_message that fills it."""
+    counted = [0.0, 0.0, 0.0]
 
     def on_message(c: object, u: object, m: object) -> None:
         now = time.monotonic()
@@ -126,6 +149,11 @@ def bare_subscriber(args: argparse.Namespace, port: int, ca: Path, user: tuple[s
         counted[0] += 1
         counted[2] = now
 
+    return counted, on_message
+
+
+def bare_subscriber(args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]) -> float:
+    counted, on_message = counter()
     sub = client("bench-bare", ca, *user)
     sub.on_message = on_message
     sub.connect("127.0.0.1", port)
@@ -144,6 +172,96 @@ def stored(url: str) -> float:
         if line.startswith("balise_records_stored_total "):
             return float(line.split()[1])
     return 0.0
+
+
+def start_gateway(config: Path, db: Path, http: int) -> subprocess.Popen[bytes]:
+    """`balise gateway` as a process; returns once it is connected to the broker."""
+    url = f"http://127.0.0.1:{http}"
+    gw = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "balise",
+            "gateway",
+            "--config",
+            str(config),
+            "--db",
+            str(db),
+            "--http",
+            f"127.0.0.1:{http}",
+            "--log-level",
+            "WARNING",
+        ],
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/health").json()["mqtt"] == "connected":
+                return gw
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            gw.terminate()
+            raise SystemExit("the gateway did not come up")
+        time.sleep(0.05)
+
+
+def backlog_run(
+    args: argparse.Namespace,
+    deployment: Path,
+    port: int,
+    ca: Path,
+    work: Path,
+    user: tuple[str, str],
+) -> tuple[float, float]:
+    """Both persistent sessions offline, the same `--backlog` positions queued for each at the
+    broker; each drains them alone: (bare msg/s, gateway stored/s). No publisher runs meanwhile."""
+    n = args.backlog
+    bare = client("bench-bare-backlog", ca, *user, clean_session=False)
+    bare.connect("127.0.0.1", port)
+    bare.loop_start()
+    bare.subscribe(topics.UPLINK_SUBSCRIPTION, qos=1)
+    time.sleep(0.5)
+    bare.disconnect()
+    bare.loop_stop()
+    http = free_port()
+    url = f"http://127.0.0.1:{http}"
+    config = deployment / "gateway.toml"
+    start_gateway(config, work / "backlog.sqlite", http).terminate()  # its session now exists
+    time.sleep(1)
+    sent = run_publishers(args, port, ca, total=n)
+    time.sleep(1)
+
+    counted, on_message = counter()
+    bare = client("bench-bare-backlog", ca, *user, clean_session=False)
+    bare.on_message = on_message
+    bare.connect("127.0.0.1", port)
+    bare.loop_start()
+    while counted[0] < sent and (counted[0] == 0 or time.monotonic() - counted[2] < 3):
+        time.sleep(0.05)
+    bare.disconnect()
+    bare.loop_stop()
+    bare_rate = (counted[0] - 1) / max(1e-9, counted[2] - counted[1])
+    print(f"  backlog: {sent:,} queued for each; the bare subscriber got {counted[0]:,.0f}")
+
+    gw = start_gateway(config, work / "backlog.sqlite", http)
+    try:
+        first = last = 0.0
+        first_count = count = previous = 0.0
+        while count < sent:
+            now, count = time.monotonic(), stored(url)
+            if count and not first:
+                first, first_count = now, count
+            if count != previous:
+                last, previous = now, count
+            elif first and now - last > 3:
+                break
+            time.sleep(0.02)
+        print(f"  backlog: the gateway stored {count:,.0f}")
+        return bare_rate, (count - first_count) / max(1e-9, last - first)
+    finally:
+        gw.terminate()
+        gw.wait(20)
 
 
 def gateway_run(
@@ -169,33 +287,8 @@ def gateway_run(
         text=True,
         check=True,
     ).stdout.strip()
-    gw = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "balise",
-            "gateway",
-            "--config",
-            str(config),
-            "--db",
-            str(work / "bench.sqlite"),
-            "--http",
-            f"127.0.0.1:{http}",
-            "--log-level",
-            "WARNING",
-        ],
-    )
+    gw = start_gateway(config, work / "bench.sqlite", http)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/health").json()["mqtt"] == "connected":
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the gateway did not come up")
-            time.sleep(0.1)
         sent_at: dict[int, float] = {}
         latencies: list[float] = []
         stop = threading.Event()
@@ -204,6 +297,7 @@ def gateway_run(
             with ws_connect(
                 url.replace("http", "ws") + "/api/live",
                 additional_headers={"Authorization": f"Bearer {token}"},
+                max_size=None,  # a delta with 10,000 moved units is several MB
             ) as feed:
                 while not stop.is_set():
                     try:
@@ -263,6 +357,18 @@ def main() -> int:
     parser.add_argument("--units", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=100_000,
+        help="positions queued at the broker for the drain phase (0: skip it)",
+    )
+    parser.add_argument(
+        "--broker-inflight",
+        type=int,
+        default=0,
+        help="the broker's max_inflight_messages (an experiment; default: as provisioned)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -273,6 +379,13 @@ def main() -> int:
             ["mosquitto_passwd", "-b", str(deployment / "passwd"), BENCH_USER, BENCH_PASSWORD],
             check=True,
         )
+        conf = deployment / "mosquitto.conf"  # the drain phase queues more than the default
+        text = conf.read_text().replace("max_queued_messages 100000", "max_queued_messages 0")
+        if args.broker_inflight:
+            text = text.replace(
+                "max_inflight_messages 1000", f"max_inflight_messages {args.broker_inflight}"
+            )
+        conf.write_text(text)
         with (deployment / "acl").open("a") as acl:
             acl.write(f"\nuser {BENCH_USER}\ntopic write balise/v1/#\n")
         mosquitto = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
@@ -298,6 +411,16 @@ def main() -> int:
                 f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
                 f"p99 {percentile(latencies, 99) * 1000:.0f} ms"
             )
+            if args.backlog:
+                bare_drain, gateway_drain = backlog_run(
+                    args, deployment, port, ca, work, gateway_user
+                )
+                ratio = gateway_drain / bare_drain
+                print(f"  drain, bare paho subscriber (baseline)        {bare_drain:>9,.0f} msg/s")
+                print(
+                    f"  drain, gateway pipeline (stored, live)        {gateway_drain:>9,.0f} pos/s"
+                )
+                print(f"  ratio gateway / bare                            {ratio:9.2f}")
             print(f"  load at the end {os.getloadavg()[0]:.2f}")
         finally:
             broker.terminate()
