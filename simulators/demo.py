@@ -1,7 +1,9 @@
 """`balise demo`: the whole system on this machine, in one command.
 
 Provisions a demo deployment (once; kept in `--dir`, default `.demo/`), starts
-the real mosquitto on it, the gateway with its SQLite store, HTTP API and
+the real mosquitto on it (or, where mosquitto is not installed, the embedded
+amqtt broker from PyPI on loopback, with a printed note: see
+simulators/embedded_broker.py), the gateway with its SQLite store, HTTP API and
 console, creates a dispatcher login, and runs a fleet of simulated units
 around Kénitra. It prints the console's address and the login; Ctrl-C stops
 everything, children included.
@@ -12,20 +14,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from balise.cli import main as balise_main
+from simulators import embedded_broker
 from simulators.errors import SimulatorError
 from simulators.fleet import FleetOptions, run_until_signal
 
 DEMO_USER = "dispatcher"
 DEMO_PASSWORD = "balise-demo"
+BROKERS = ("auto", "mosquitto", "embedded")
+EMBEDDED_NOTE = (
+    "balise demo: mosquitto is not installed; using the embedded amqtt broker on loopback"
+    " (for the demo only: slower, and it forgets queued messages when it stops)."
+    " `apt-get install mosquitto` for the real one."
+)
 START_S = 20.0
 
 
@@ -34,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", type=int, default=50, help="simulated units (default 50)")
     parser.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT")
     parser.add_argument("--broker-port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="auto",
+        help="auto (default): mosquitto when installed, else the embedded amqtt broker",
+    )
     parser.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
     parser.add_argument("--sos-per-hour", type=float, default=0.2, help="per unit")
 
@@ -46,13 +61,31 @@ def free_port() -> int:
 
 
 def _mosquitto() -> str:
-    program = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    program = embedded_broker.mosquitto_program()
     if program is None:
         raise SimulatorError(
             "mosquitto is not installed: run `make demo` as root (it installs it), "
-            "or `apt-get install mosquitto`"
+            "`apt-get install mosquitto`, or use --broker embedded"
         )
     return program
+
+
+def choose_broker(choice: str) -> str:
+    """'mosquitto' or 'embedded' for --broker `choice` on this machine."""
+    if choice == "auto":
+        return "mosquitto" if embedded_broker.mosquitto_program() else "embedded"
+    return choice
+
+
+def _start_broker(kind: str, directory: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    if kind == "embedded":
+        print(EMBEDDED_NOTE, flush=True)
+        return embedded_broker.start(directory, log)
+    return subprocess.Popen(
+        [_mosquitto(), "-c", str(directory / "mosquitto.conf")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _units(count: int) -> str:
@@ -67,7 +100,7 @@ def _wait_for_tls(host: str, port: int, ca_file: Path, process: subprocess.Popen
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SimulatorError(f"mosquitto exited with status {process.returncode}")
+            raise SimulatorError(f"the broker exited with status {process.returncode}")
         with (
             contextlib.suppress(OSError),
             socket.create_connection((host, port), timeout=1) as raw,
@@ -75,7 +108,7 @@ def _wait_for_tls(host: str, port: int, ca_file: Path, process: subprocess.Popen
         ):
             return
         time.sleep(0.1)
-    raise SimulatorError(f"mosquitto did not accept TLS on {host}:{port} within {START_S:.0f} s")
+    raise SimulatorError(f"the broker did not accept TLS on {host}:{port} within {START_S:.0f} s")
 
 
 def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -106,7 +139,9 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 def run(args: argparse.Namespace) -> int:
     directory: Path = args.dir.resolve()
     port = args.broker_port or free_port()
-    mosquitto = _mosquitto()
+    broker_kind = choose_broker(args.broker)
+    if broker_kind == "mosquitto":
+        _mosquitto()  # fail before provisioning, naming what to install
     provision = ["provision", "--dir", str(directory), "--units", _units(args.units)]
     provision += ["--host", "127.0.0.1", "--bind", "127.0.0.1", "--port", str(port)]
     if balise_main(provision) != 0:
@@ -116,12 +151,8 @@ def run(args: argparse.Namespace) -> int:
     logs.mkdir(exist_ok=True)
     broker = gateway = None
     try:
-        with (logs / "mosquitto.log").open("wb") as log:
-            broker = subprocess.Popen(
-                [mosquitto, "-c", str(directory / "mosquitto.conf")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        with (logs / f"{broker_kind}.log").open("wb") as log:
+            broker = _start_broker(broker_kind, directory, log)
         _wait_for_tls("127.0.0.1", port, directory / "ca.crt", broker)
         users = subprocess.run(
             [

@@ -30,7 +30,10 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_the_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_the_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(
+    tmp_path: Path, broker: str
+) -> None:
     demo_dir = tmp_path / "demo"
     port = free_port()
     demo = subprocess.Popen(
@@ -45,6 +48,8 @@ def test_the_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(tmp_path: Pa
             "5",
             "--http",
             f"127.0.0.1:{port}",
+            "--broker",
+            broker,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -78,4 +83,5 @@ def test_the_demo_runs_the_whole_system_and_ctrl_c_stops_every_part(tmp_path: Pa
     assert demo.returncode == 0, output
     assert "console:  http://127.0.0.1:" in output and "dispatcher / balise-demo" in output
     assert "balise demo: stopped" in output
+    assert ("embedded amqtt broker" in output) == (broker == "embedded")
     wait_until(lambda: not processes_mentioning(str(demo_dir)), timeout=10, what="no orphans")
