@@ -1,13 +1,17 @@
 """The dispatcher console in a real Chromium (Debian's, driven by Playwright), against a real
 gateway process fed by units on the real mosquitto.
 
-Screenshots of the main views go to docs/img/console-*.png (the README shows one).
+Screenshots of the main views are taken in every run; they replace docs/img/console-*.png (the
+README shows one) only when BALISE_SCREENSHOTS=docs/img is set, so a test run leaves the
+checkout clean. Elsewhere they go to the pytest temporary directory.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +29,13 @@ from tests.mqtt_helpers import Broker, Session, connected
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 MOTO, CAR = "KEN-M01", "KEN-C01"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = (
+    ROOT / os.environ["BALISE_SCREENSHOTS"]
+    if os.environ.get("BALISE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "balise-console-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 SHOWN_WITHIN_MS = 5000  # generous: the figure itself is measured in bench/console.py
 
 
