@@ -18,18 +18,13 @@ from typing import Any
 import pytest
 
 from firmware.core.fix import MODE_3D, Fix
-from firmware.core.outbox import Outbox
-from firmware.core.seqstore import SequenceStore
-from firmware.core.storage import FileStorage
-from firmware.core.unit import Unit
 from firmware.drivers.gpio_fake import FakeBoard
 from firmware.drivers.gps_fake import FakeGps
-from firmware.drivers.mqtt_paho import Backoff, BrokerSettings, PahoLink
+from firmware.drivers.mqtt_paho import BrokerSettings, PahoLink
 from firmware.pi import config as unit_config
-from firmware.pi.runtime import Runtime
 from protocol import codec, topics
 from protocol.messages import Ack, SosAck
-from tests.firmware.pi.unit_helpers import running_runtime, uplink
+from tests.firmware.pi.unit_helpers import running_runtime, running_unit, uplink
 from tests.mqtt_helpers import Broker, Session, connected
 from tests.netfault import LinkCutter
 
@@ -78,35 +73,6 @@ def gateway(broker: Broker) -> Iterator[Gateway]:
         broker, user, password, client_id="test-gateway", subscribe=[topics.UPLINK_SUBSCRIPTION]
     ) as session:
         yield Gateway(session)
-
-
-@contextmanager
-def running_unit(
-    broker: Broker, state_dir: Path, port: int | None = None, **core: Any
-) -> Iterator[tuple[Runtime, FakeBoard]]:
-    config = unit_config.load(broker.deployment.directory / "units" / f"{UNIT}.toml")
-    settings = BrokerSettings(
-        host=config.broker.host,
-        port=port or config.broker.port,
-        username=config.broker.username,
-        password=config.broker.password,
-        ca_file=config.broker.ca_file,
-        client_id=UNIT,
-        cmd_topic=topics.cmd_topic(UNIT),
-    )
-    storage = FileStorage(str(state_dir))
-    unit = Unit(UNIT, core, SequenceStore(storage), Outbox(UNIT, storage))
-    runtime = Runtime(unit)
-    link = PahoLink(settings, runtime.post, backoff=Backoff(0.1, 0.5))
-    board = FakeBoard(on_edge=runtime.on_edge)
-    thread = threading.Thread(target=runtime.run, args=(link, board, None), daemon=True)
-    thread.start()
-    try:
-        yield runtime, board
-    finally:
-        runtime.stop()
-        thread.join(WAIT_S)
-        assert not thread.is_alive(), "the runtime did not stop"
 
 
 def a_fix(lat: float = 34.2610, lon: float = -6.5802) -> Fix:

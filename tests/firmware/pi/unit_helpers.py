@@ -136,10 +136,20 @@ def uplink(broker: Broker, client_id: str = "test-gateway") -> Iterator[Uplink]:
 @contextmanager
 def running_runtime(broker: Broker, state_dir: Path, gps: Any, **core: Any) -> Iterator[Runtime]:
     """The Pi runtime on a thread with the real paho link to `broker` and `gps` as its GPS."""
+    with running_unit(broker, state_dir, gps=gps, **core) as (runtime, _board):
+        yield runtime
+
+
+@contextmanager
+def running_unit(
+    broker: Broker, state_dir: Path, gps: Any = None, port: int | None = None, **core: Any
+) -> Iterator[tuple[Runtime, FakeBoard]]:
+    """As `running_runtime`, with its fake board; `port` reaches the broker another way (a
+    proxy that cuts the link)."""
     config = unit_config.load(broker.deployment.directory / "units" / f"{UNIT}.toml")
     settings = BrokerSettings(
         host=config.broker.host,
-        port=config.broker.port,
+        port=port or config.broker.port,
         username=config.broker.username,
         password=config.broker.password,
         ca_file=config.broker.ca_file,
@@ -154,7 +164,7 @@ def running_runtime(broker: Broker, state_dir: Path, gps: Any, **core: Any) -> I
     thread = threading.Thread(target=runtime.run, args=(link, board, gps), daemon=True)
     thread.start()
     try:
-        yield runtime
+        yield runtime, board
     finally:
         runtime.stop()
         thread.join(STOP_S)
