@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 CONSOLE := gateway/console
 LEAFLET := $(CONSOLE)/node_modules/leaflet/dist/leaflet.js
 
-.PHONY: demo test lint setup system-deps clean
+.PHONY: demo test lint setup demo-setup system-deps clean
 
 # The whole system on this machine: broker, gateway with the console, 50 simulated units.
-demo: setup
+# It needs less of the system than the tests: without mosquitto (and without root to
+# install it) it runs its embedded broker.
+demo: demo-setup
 	$(BIN)/balise demo $(DEMO_ARGS)
 
 test: setup lint
@@ -23,8 +25,12 @@ lint: setup
 
 setup: system-deps $(STAMP) $(LEAFLET)
 
+demo-setup:
+	@bash scripts/system-deps.sh demo
+	@$(MAKE) --no-print-directory $(STAMP) $(LEAFLET)
+
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
