@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system programs the tests and the demo run for real:
 # mosquitto (the broker), gpsd with gpsfake (GPS through the real daemon),
-# chromium (the console's tests drive it) and node/npm (the console's map
-# library comes from the npm registry).
+# chromium (the console's tests drive it), node/npm (the console's map
+# library comes from the npm registry) and rsvg-convert (the terminal view's
+# screenshot for the docs, from SVG to PNG).
 # As root it installs what is missing with apt-get; otherwise it prints the
 # exact command to run and fails, so nothing is skipped quietly.
 set -euo pipefail
@@ -16,6 +17,7 @@ declare -A NEEDED=(
   [chromium]=chromium
   [node]=nodejs
   [npm]=npm
+  [rsvg-convert]=librsvg2-bin
 )
 
 missing=()
