@@ -180,7 +180,7 @@ def _acked(ack: Any, core: Any) -> list[str]:
     parts = []
     pending = core.status_pending
     if pending is not None and covers(pending.seq):
-        parts.append(f"status {status.name_of(pending.status)} received")
+        parts.append(f"status {status.name_of(pending.status).replace('_', ' ')} received")
     alarm = core.alarm
     if alarm is not None and alarm.stage == SENT and any(covers(seq) for seq in alarm.seqs):
         parts.append("SOS received")

@@ -165,17 +165,16 @@ def buttons_text(panel: Panel, unit: HandUnit) -> Text:
 
 
 def unit_text(panel: Panel) -> Text:
-    text = Text()
+    text = Text()  # the link and the SOS are beside their LEDs
     for name, value in (
         ("status", panel.status),
         ("assignment", panel.assignment),
         ("position", panel.position),
         ("outbox", f"{panel.outbox} waiting"),
-        ("link", panel.link.meaning),
-        ("SOS", panel.sos.meaning or "none"),
     ):
         text.append(f"{name:<10} ", style="bold")
         text.append(f"{value}\n")
+    text.rstrip()
     return text
 
 
@@ -183,10 +182,18 @@ class UnitView(App[None]):
     """The unit's buttons, LEDs and buzzer, its state, and the commands it receives."""
 
     TITLE = "balise sim unit"
+    # Side by side where the terminal is wide enough, else the unit's state under the buttons.
+    # A class variable of App's, which textual annotates in a way mypy refuses: none here.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-narrow"),
+        (106, "-wide"),
+    ]
     CSS = """
     #top { height: auto; }
-    #buttons { width: 62; height: auto; border: round $accent; padding: 0 1; }
+    #buttons { width: 66; height: auto; border: round $accent; padding: 0 1; }
     #unit { width: 1fr; height: auto; border: round $accent; padding: 0 1; }
+    Screen.-narrow #top { layout: vertical; }
+    Screen.-narrow #buttons { width: 1fr; }
     #log { height: 1fr; border: round $accent; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -18,11 +18,11 @@ from firmware.core.signals import BLINK, FLASH, ON
 from simulators.fleet import FleetOptions
 from simulators.unit_panel import Panel
 from simulators.unit_view import HandUnit, UnitView, running_unit
-from tests.gateway_helpers import Api, GatewayProcess, add_user, balise, gateway
+from tests.gateway_helpers import Api, GatewayProcess, add_user, balise, gateway, wait_until
 from tests.mqtt_helpers import Broker, Deployment
 
 UNIT = "KEN-M01"
-SIZE = (110, 26)
+SIZE = (120, 24)
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
@@ -162,12 +162,41 @@ def test_an_assignment_from_the_api_shows_up_and_sounds_the_buzzer(
         assert app.shown.assignment.startswith(title)
         assert "sounding: assignment" in shown(app, lambda panel: panel.buzzer)
         assert app.shown.buttons[1].pattern == FLASH
+        await pilot.pause()  # the layout catches up with the longer text
         save_screenshot(app)  # docs/simulators.md shows it
         await pilot.press("2")  # en route: the rider accepts
         await until(lambda: api.units()[UNIT]["assignment"]["state"] == "accepted", "accepted")
         assert api.units()[UNIT]["status"] == "en_route"
 
     drive(broker, script)
+
+
+@pytest.mark.broker
+def test_the_tunnel_and_dead_zone_keys_take_the_fix_and_the_link_away_and_q_signs_off(
+    broker: Broker, room: tuple[GatewayProcess, Api]
+) -> None:
+    _, api = room
+
+    async def script(unit: HandUnit, app: UnitView, pilot: Pilot[None]) -> None:
+        await until(lambda: api.units().get(UNIT, {}).get("online"), "the unit online")
+        await pilot.press("t")
+        await until(lambda: app.shown.gps.meaning == "no fix", "the fix lost in the tunnel")
+        assert app.shown.gps.pattern == BLINK and app.shown.position.startswith("no fix")
+        await pilot.press("t")
+        await until(lambda: app.shown.gps.meaning == "fix", "the fix back")
+        await pilot.press("d")
+        await until(lambda: app.shown.link.meaning == "down: in a dead zone", "the link down")
+        await until(lambda: not api.units()[UNIT]["online"], "the broker's will: offline")
+        await pilot.press("d")
+        await until(lambda: api.units()[UNIT]["online"], "online again", timeout=30)
+        assert app.shown.link.meaning == "connected"
+        log = "\n".join(unit.recorder.log)
+        assert "entered a tunnel" in log and "entered a dead zone" in log
+        await pilot.press("q")
+        await until(lambda: app.return_code is not None, "the app to quit")
+
+    drive(broker, script)
+    wait_until(lambda: not api.units()[UNIT]["online"], what="signed off: offline")
 
 
 def save_screenshot(app: UnitView) -> None:
