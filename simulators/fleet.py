@@ -39,6 +39,7 @@ from paho.mqtt import client as mqtt
 
 from firmware.core.clock import MonotonicClock
 from firmware.core.config import SOS
+from firmware.core.fix import Fix
 from firmware.core.outbox import Outbox
 from firmware.core.seqstore import SequenceStore
 from firmware.core.storage import MemoryStorage
@@ -364,13 +365,18 @@ class SimUnit:
         elif not inside and not self.linked:
             self.restore_link()
         tick = self.fleet.clock.ticks()
-        fix = self.gps.observe(self.vehicle, int(time.time() * 1000))
-        self.execute(self.core.on_fix(fix, tick))
+        fix = self.observe_gps()
+        if fix is not None:
+            self.execute(self.core.on_fix(fix, tick))
         self.execute(self.core.on_tick(tick))
         if self.fleet.options.rider:
             self.behave(now)
         if self.connected:
             self.client.loop_misc()
+
+    def observe_gps(self) -> Fix | None:
+        """This second's fix from the simulated receiver (None: the receiver said nothing)."""
+        return self.gps.observe(self.vehicle, int(time.time() * 1000))
 
     def stop(self) -> None:
         if self._reconnect is not None:

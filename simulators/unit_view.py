@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
@@ -28,8 +29,11 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, RichLog, Static
 
 from firmware.core.config import SOS
+from firmware.core.fix import MODE_NO_FIX, Fix
 from firmware.core.unit import BUZZER, LED
+from firmware.drivers.gps import GpsSource, open_gps
 from firmware.pi import config as unit_config
+from firmware.pi.runtime import close_gps, read_fixes
 from protocol import status
 from simulators.fleet import PRESS_S, Fleet, FleetOptions, SimUnit
 from simulators.unit_panel import (
@@ -61,13 +65,45 @@ class HandUnit(SimUnit):
         self.recorder = Recorder(led_names(config.core.buttons))
         self.holds: dict[str, tuple[int, int, str]] = {}  # pin -> (since tick, ms, what)
         self.parked = False
+        self.gps_name = "simulated, on patrol"
+        self._source: GpsSource | None = None  # a real receiver instead of the simulated one
+        self._source_stop = threading.Event()
+        self._source_reader: threading.Thread | None = None
         self.changed: Callable[[], None] = lambda: None  # the view: an LED or buzzer changed
         self._following = False
         super().__init__(fleet, config, kind, rng)
 
     def park(self) -> None:
         self.parked = True
+        self.gps_name = "simulated, parked"
         self.vehicle.park()
+
+    def use_gps(self, source: GpsSource, url: str) -> None:
+        """Fixes from an opened receiver (gpsd, serial NMEA), read on a thread of their own."""
+        self.park()
+        self.gps_name = url
+        self._source = source
+        self._source_reader = threading.Thread(
+            target=read_fixes, args=(source, self._post_fix, self._source_stop), daemon=True
+        )
+        self._source_reader.start()
+
+    def _post_fix(self, kind: str, fix: Fix) -> None:  # on the reader's thread
+        self.fleet.loop.call_soon_threadsafe(self._on_source_fix, fix)
+
+    def _on_source_fix(self, fix: Fix) -> None:
+        if self.tunnel is None:  # the tunnel key hides the receiver's fixes
+            self.execute(self.core.on_fix(fix, self.fleet.clock.ticks()))
+
+    def observe_gps(self) -> Fix | None:
+        if self._source is None:
+            return super().observe_gps()
+        return Fix(mode=MODE_NO_FIX) if self.tunnel is not None else None
+
+    def close_gps(self) -> None:
+        if self._source is not None:
+            self._source_stop.set()
+            close_gps(self._source, self._source_reader)
 
     def execute(self, actions: list[Any]) -> None:
         self.recorder.actions(actions, self.fleet.clock.ticks())
@@ -224,7 +260,7 @@ class UnitView(App[None]):
         kind = self.unit.vehicle.kind
         self.sub_title = f"{self.unit.id} ({kind})"
         self.query_one("#buttons", Static).border_title = f"{self.unit.id} · {kind} · buttons"
-        self.query_one("#unit", Static).border_title = "unit"
+        self.query_one("#unit", Static).border_title = f"unit · GPS {self.unit.gps_name}"
         log = self.query_one("#log", RichLog)
         log.border_title = f"commands on cmd, from {config.broker.host}:{config.broker.port}"
         self.show()
@@ -288,23 +324,31 @@ class RecorderLog(logging.Handler):
 
 
 @contextlib.asynccontextmanager
-async def running_unit(options: FleetOptions, parked: bool = False) -> AsyncIterator[HandUnit]:
-    """The unit of `options.unit_ids` running on this loop; signed off on exit."""
+async def running_unit(options: FleetOptions, gps: str = "drive") -> AsyncIterator[HandUnit]:
+    """The unit of `options.unit_ids` running on this loop; signed off on exit.
+
+    `gps`: "drive" (the simulated vehicle patrols), "park" (it stands still), or the
+    URL of a receiver (firmware/drivers/gps.py), opened here: ConfigError or GpsError if
+    it cannot be.
+    """
     fleet = Fleet(options, asyncio.get_running_loop(), unit_class=HandUnit)
     unit = fleet.units[0]
     assert isinstance(unit, HandUnit)
-    if parked:
+    if gps == "park":
         unit.park()
+    elif gps != "drive":
+        unit.use_gps(open_gps(gps), gps)
     task = asyncio.create_task(fleet.run(), name=f"unit {unit.id}")
     try:
         yield unit
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        unit.close_gps()
 
 
-async def run_view(options: FleetOptions, parked: bool) -> None:
-    async with running_unit(options, parked) as unit:
+async def run_view(options: FleetOptions, gps: str) -> None:
+    async with running_unit(options, gps) as unit:
         handler = RecorderLog(unit.recorder)
         root = logging.getLogger()
         root.addHandler(handler)

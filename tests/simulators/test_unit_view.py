@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from firmware.core.signals import BLINK, FLASH, ON
 from simulators.fleet import FleetOptions
 from simulators.unit_panel import Panel
 from simulators.unit_view import HandUnit, UnitView, running_unit
+from tests.conftest import free_port
 from tests.gateway_helpers import Api, GatewayProcess, add_user, balise, gateway, wait_until
 from tests.mqtt_helpers import Broker, Deployment
 
@@ -56,13 +58,14 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> A
         await asyncio.sleep(0.05)
 
 
-def drive(
-    broker: Broker, script: Callable[[HandUnit, UnitView, Pilot[None]], Awaitable[None]]
-) -> None:
-    """Run the unit (parked) and its view headless on one loop, connected, then `script`."""
+Script = Callable[[HandUnit, UnitView, Pilot[None]], Awaitable[None]]
+
+
+def drive(broker: Broker, script: Script, gps: str = "park") -> None:
+    """Run the unit (parked by default) and its view headless on one loop, connected; `script`."""
 
     async def run() -> None:
-        async with running_unit(options(broker), parked=True) as unit:
+        async with running_unit(options(broker), gps) as unit:
             app = UnitView(unit)
             async with app.run_test(size=SIZE) as pilot:
                 await until(lambda: unit.connected, "the unit connected")
@@ -199,6 +202,45 @@ def test_the_tunnel_and_dead_zone_keys_take_the_fix_and_the_link_away_and_q_sign
     wait_until(lambda: not api.units()[UNIT]["online"], what="signed off: offline")
 
 
+CASABLANCA = (33.5731, -7.5898)  # far from the simulated unit's own streets in Kénitra
+
+
+@pytest.mark.broker
+def test_fixes_from_a_receiver_on_a_pty_replace_the_simulated_gps(
+    broker: Broker, room: tuple[GatewayProcess, Api]
+) -> None:
+    _, api = room
+    center = f"{CASABLANCA[0]},{CASABLANCA[1]}"
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "balise", "sim", "gps", "--pty", "--center", center],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def near(lat: float, lon: float) -> bool:
+        return abs(lat - CASABLANCA[0]) < 0.05 and abs(lon - CASABLANCA[1]) < 0.05
+
+    async def script(unit: HandUnit, app: UnitView, pilot: Pilot[None]) -> None:
+        await until(lambda: app.shown.gps.meaning == "fix", "a fix from the receiver")
+        fix = unit.core.last_fix
+        assert near(fix.lat, fix.lon), (fix.lat, fix.lon)
+        await until(lambda: (api.units()[UNIT].get("position") or {}).get("lat"), "a position")
+        position = api.units()[UNIT]["position"]
+        assert near(position["lat"], position["lon"]), position
+        assert app.query_one("#unit").border_title == f"unit · GPS {url}"
+        await pilot.press("t")  # the tunnel key hides the receiver's fixes
+        await until(lambda: app.shown.gps.meaning == "no fix", "no fix in the tunnel")
+
+    try:
+        assert receiver.stdout is not None
+        url = f"serial://{receiver.stdout.readline().strip()}?baud=9600"
+        drive(broker, script, gps=url)
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
 def save_screenshot(app: UnitView) -> None:
     """docs/img/sim-unit.svg from textual, and .png from it by rsvg-convert (librsvg2-bin)."""
     svg = DOCS_IMG / "sim-unit.svg"
@@ -218,3 +260,15 @@ def test_a_unit_not_in_the_deployment_is_refused_naming_it(
     assert result.returncode == 2
     assert f"unit {unit}: not in the deployment" in result.stderr
     assert "its units: KEN-C01, KEN-M01" in result.stderr
+
+
+def test_a_bad_or_unreachable_gps_is_refused_naming_it(deployment: Deployment) -> None:
+    where = ["sim", "unit", "--deployment", str(deployment.directory), "--unit", UNIT]
+    bad = balise(*where, "--gps", "nmea://ttyS0")
+    assert bad.returncode == 2
+    assert "GPS URL 'nmea://ttyS0': unknown scheme 'nmea'" in bad.stderr
+    assert "or one of drive, park" in bad.stderr
+    port = free_port()
+    unreachable = balise(*where, "--gps", f"gpsd://127.0.0.1:{port}")
+    assert unreachable.returncode == 2
+    assert f"gpsd 127.0.0.1:{port} is not reachable" in unreachable.stderr
