@@ -132,9 +132,12 @@ class HandUnit(SimUnit):
     def press(self, action: str, hold_s: float = PRESS_S) -> None:
         """Press a button unless it is still held; the vehicle goes where the rider would."""
         pin = self.pin_for(action)
-        if pin is None or pin in self.holds:
+        if pin is None:
             return
         what = "SOS" if action == SOS else action.replace("_", " ")
+        if pin in self.holds:  # a new press needs the button let go first, as on the unit
+            self.recorder.note(f"the {self.holds[pin][2]} button is still held: wait for it")
+            return
         self.holds[pin] = (self.fleet.clock.ticks(), round(hold_s * 1000), what)
         self.fleet.loop.call_later(hold_s, self.holds.pop, pin, None)
         assignment = self.core.assignment

@@ -119,6 +119,8 @@ def test_an_sos_long_press_shows_sent_received_then_acknowledged_by_the_dispatch
         await until(lambda: unit.connected, "the unit connected")
         await pilot.press("s")
         await until(lambda: app.shown.holding.startswith("holding SOS"), "the hold shown")
+        await pilot.press("c")  # while the SOS button is still held: no new press
+        assert unit.recorder.log[-1].endswith("the SOS button is still held: wait for it")
         sos = await until(lambda: api.units()[UNIT]["sos"], "the SOS on the API")
         await until(lambda: app.shown.sos.pattern == BLINK, "the gateway's ack")
         assert shown(app, lambda panel: panel.sos.meaning)[-2:] == [
