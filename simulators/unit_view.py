@@ -250,22 +250,25 @@ class UnitView(App[None]):
         self.shown: Panel = unit.panel()  # what the screen shows now
         self.history: deque[Panel] = deque(maxlen=HISTORY)  # what it showed, oldest first
         self._logged = 0
+        self.buttons = Static(id="buttons")
+        self.state = Static(id="unit")
+        self.log_view = RichLog(id="log", wrap=True)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
-            yield Static(id="buttons")
-            yield Static(id="unit")
-        yield RichLog(id="log", wrap=True)
+            yield self.buttons
+            yield self.state
+        yield self.log_view
         yield Footer()
 
     def on_mount(self) -> None:
         config = self.unit.config
         kind = self.unit.vehicle.kind
         self.sub_title = f"{self.unit.id} ({kind})"
-        self.query_one("#buttons", Static).border_title = f"{self.unit.id} · {kind} · buttons"
-        self.query_one("#unit", Static).border_title = f"unit · GPS {self.unit.gps_name}"
-        log = self.query_one("#log", RichLog)
-        log.border_title = f"commands on cmd, from {config.broker.host}:{config.broker.port}"
+        self.buttons.border_title = f"{self.unit.id} · {kind} · buttons"
+        self.state.border_title = f"unit · GPS {self.unit.gps_name}"
+        broker = f"{config.broker.host}:{config.broker.port}"
+        self.log_view.border_title = f"commands on cmd, from {broker}"
         self.show()
         self.unit.changed = self.show
         self.set_interval(REFRESH_S, self.show)
@@ -274,14 +277,15 @@ class UnitView(App[None]):
         self.unit.changed = lambda: None
 
     def show(self) -> None:
+        if not self.buttons.is_mounted:  # the app is closing: a last timer tick, a last PUBACK
+            return
         panel = self.unit.panel()
-        self.query_one("#buttons", Static).update(buttons_text(panel, self.unit))
-        self.query_one("#unit", Static).update(unit_text(panel))
-        log = self.query_one("#log", RichLog)
+        self.buttons.update(buttons_text(panel, self.unit))
+        self.state.update(unit_text(panel))
         lines = list(self.unit.recorder.log)
         total = self.unit.recorder.noted
         for line in lines[len(lines) - min(len(lines), total - self._logged) :]:
-            log.write(line)
+            self.log_view.write(line)
         self._logged = total
         if panel != self.shown:
             self.history.append(panel)

@@ -85,7 +85,7 @@ def shown(app: UnitView, pick: Callable[[Panel], Any]) -> list[Any]:
 
 
 def screen_text(app: UnitView) -> str:
-    return "\n".join(str(app.query_one(f"#{name}").content) for name in ("buttons", "unit"))  # type: ignore[attr-defined]
+    return f"{app.buttons.content}\n{app.state.content}"
 
 
 @pytest.mark.broker
@@ -230,7 +230,7 @@ def test_fixes_from_a_receiver_on_a_pty_replace_the_simulated_gps(
         await until(lambda: (api.units()[UNIT].get("position") or {}).get("lat"), "a position")
         position = api.units()[UNIT]["position"]
         assert near(position["lat"], position["lon"]), position
-        assert app.query_one("#unit").border_title == f"unit · GPS {url}"
+        assert app.state.border_title == f"unit · GPS {url}"
         await pilot.press("t")  # the tunnel key hides the receiver's fixes
         await until(lambda: app.shown.gps.meaning == "no fix", "no fix in the tunnel")
 
