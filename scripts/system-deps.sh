@@ -3,7 +3,8 @@
 #   scripts/system-deps.sh test   everything the tests need: mosquitto (the broker), gpsd with
 #                                 gpsfake (GPS through the real daemon), chromium (the console's
 #                                 tests drive it), node/npm (the console's map library comes from
-#                                 the npm registry). All are required.
+#                                 the npm registry), rsvg-convert (the terminal view's screenshot,
+#                                 SVG to PNG). All are required.
 #   scripts/system-deps.sh demo   what the demo needs: node/npm (required) and mosquitto, which
 #                                 is optional: without it the demo runs its embedded broker.
 # As root it installs what is missing with apt-get; otherwise it prints the exact command to
@@ -19,7 +20,8 @@ declare -A REQUIRED OPTIONAL
 case "$role" in
   test)
     REQUIRED=([mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients [gpsd]=gpsd
-              [gpsfake]=gpsd-clients [chromium]=chromium [node]=nodejs [npm]=npm)
+              [gpsfake]=gpsd-clients [chromium]=chromium [node]=nodejs [npm]=npm
+              [rsvg-convert]=librsvg2-bin)
     OPTIONAL=() ;;
   demo)
     REQUIRED=([node]=nodejs [npm]=npm)

@@ -10,6 +10,10 @@ SIM_COMMANDS: dict[str, tuple[str, str]] = {
     "fleet": ("simulators.fleet_command", "run N simulated units against a deployment's broker"),
     "gps": ("simulators.gps", "a simulated GPS receiver: NMEA on a pseudo-terminal or a log"),
     "scenario": ("simulators.scenario", "run a scenario file and check what the API shows"),
+    "unit": (
+        "simulators.unit_command",
+        "one simulated unit in the terminal: press its buttons, watch its LEDs and buzzer",
+    ),
 }
 
 

@@ -38,6 +38,8 @@ from typing import Any
 from paho.mqtt import client as mqtt
 
 from firmware.core.clock import MonotonicClock
+from firmware.core.config import SOS
+from firmware.core.fix import Fix
 from firmware.core.outbox import Outbox
 from firmware.core.seqstore import SequenceStore
 from firmware.core.storage import MemoryStorage
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 20.0
 PRESS_S = 0.15  # a gloved press
+HOLD_MARGIN_S = 0.3  # a long press lasts a little longer than the unit needs
 
 
 @dataclass
@@ -79,6 +82,8 @@ class FleetOptions:
     tunnels: Sequence[Zone] = ()
     latency_s: float = 0.0
     connect_spread_s: float = 5.0
+    unit_ids: Sequence[str] = ()  # these units of the deployment (default: the first `units`)
+    rider: bool = True  # False: no behaviour model; a tester presses the buttons by hand
 
 
 class SimUnit:
@@ -107,6 +112,7 @@ class SimUnit:
         self.connected = False
         self.linked = True  # False inside a dead zone
         self.forced_offline = False  # a scenario took the link away, wherever the unit is
+        self.tunnel: Zone | None = None  # a scenario took the GPS away, wherever the unit is
         self.tokens: dict[int, int] = {}
         self.mission = "patrol"
         self.mission_until = 0.0
@@ -251,7 +257,7 @@ class SimUnit:
     # -- the rider -------------------------------------------------------------------
 
     def press(self, action: str, hold_s: float = PRESS_S) -> None:
-        pin = self.config.core.pin_for(action)
+        pin = self.pin_for(action)
         if pin is None:
             return
         pressed, released = (0, 1) if self.config.core.active_low else (1, 0)
@@ -262,6 +268,45 @@ class SimUnit:
 
         self.fleet.loop.call_later(hold_s, release)
 
+    def pin_for(self, action: str) -> str | None:
+        """The button for a status name or "sos" (a status button held long, without one)."""
+        core = self.config.core
+        pin: str | None = core.pin_for(action)
+        return core.sos_hold_button if pin is None and action == SOS else pin
+
+    def hold_s(self, setting: str) -> float:
+        """How long a hand holds for `sos_hold_ms` or `sos_cancel_hold_ms`: a little longer."""
+        # UnitConfig sets its numbers in a loop, out of mypy's sight.
+        return float(getattr(self.config.core, setting)) / 1000 + HOLD_MARGIN_S
+
+    def raise_sos(self) -> None:
+        """A long press of the SOS button (or of the status button that raises one)."""
+        self.press(SOS, self.hold_s("sos_hold_ms"))
+
+    def cancel_sos(self) -> None:
+        """A new press of the SOS button, held for the cancel time."""
+        self.press(SOS, self.hold_s("sos_cancel_hold_ms"))
+
+    def lose_gps(self) -> None:
+        """A tunnel wherever the unit is now: no fix until regain_gps()."""
+        if self.tunnel is None:
+            self.tunnel = Zone(self.vehicle.lat, self.vehicle.lon, 10_000, "tunnel")
+            self.gps.outages.append(self.tunnel)
+
+    def regain_gps(self) -> None:
+        if self.tunnel is not None:
+            self.gps.outages.remove(self.tunnel)
+            self.tunnel = None
+
+    def go_offline(self) -> None:
+        """The link goes wherever the unit is, with no goodbye, until come_online()."""
+        self.forced_offline = True
+        self.drop_link()
+
+    def come_online(self) -> None:
+        self.forced_offline = False
+        self.restore_link()
+
     def behave(self, now: float) -> None:
         core = self.core
         alarm = getattr(core, "alarm", None)
@@ -269,8 +314,7 @@ class SimUnit:
             if self.leds.get("sos") == "on" and self.sos_acknowledged_at is None:
                 self.sos_acknowledged_at = now  # a person has it: the rider cancels soon
             if self.sos_acknowledged_at is not None and now - self.sos_acknowledged_at > 20:
-                hold = getattr(self.config.core, "sos_cancel_hold_ms", 3000) / 1000 + 0.3
-                self.press("sos", hold)
+                self.cancel_sos()
                 self.sos_acknowledged_at = now + 60  # do not hold it again at once
             return
         self.sos_acknowledged_at = None
@@ -299,7 +343,8 @@ class SimUnit:
         await asyncio.sleep(phase_s)
         self.execute(self.core.start(self.fleet.clock.ticks(), int(time.time() * 1000)))
         self.connect()
-        self.press(status.name_of(status.AVAILABLE))
+        if self.fleet.options.rider:
+            self.press(status.name_of(status.AVAILABLE))
         next_second = time.monotonic()
         while not self.fleet.stopping:
             next_second += 1.0
@@ -320,12 +365,18 @@ class SimUnit:
         elif not inside and not self.linked:
             self.restore_link()
         tick = self.fleet.clock.ticks()
-        fix = self.gps.observe(self.vehicle, int(time.time() * 1000))
-        self.execute(self.core.on_fix(fix, tick))
+        fix = self.observe_gps()
+        if fix is not None:
+            self.execute(self.core.on_fix(fix, tick))
         self.execute(self.core.on_tick(tick))
-        self.behave(now)
+        if self.fleet.options.rider:
+            self.behave(now)
         if self.connected:
             self.client.loop_misc()
+
+    def observe_gps(self) -> Fix | None:
+        """This second's fix from the simulated receiver (None: the receiver said nothing)."""
+        return self.gps.observe(self.vehicle, int(time.time() * 1000))
 
     def stop(self) -> None:
         if self._reconnect is not None:
@@ -336,7 +387,12 @@ class SimUnit:
 
 
 class Fleet:
-    def __init__(self, options: FleetOptions, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        options: FleetOptions,
+        loop: asyncio.AbstractEventLoop,
+        unit_class: type[SimUnit] = SimUnit,
+    ) -> None:
         self.options = options
         self.loop = loop
         self.clock = MonotonicClock()
@@ -344,10 +400,10 @@ class Fleet:
         self.stopping = False
         self.streets = StreetMap.generate(options.center, seed=options.seed)
         self._contexts: dict[str, ssl.SSLContext] = {}
-        configs = load_units(options.deployment, options.units)
+        configs = load_units(options.deployment, options.units, options.unit_ids)
         types = _vehicle_types(options.deployment)
         self.units = [
-            SimUnit(
+            unit_class(
                 self,
                 config,
                 types.get(config.unit_id) or _guess_type(config.unit_id),
@@ -400,10 +456,22 @@ class Fleet:
         return sum(u.core.outbox.depth() for u in self.units)
 
 
-def load_units(deployment: Path, count: int) -> list[unit_config.PiUnitConfig]:
+def load_units(
+    deployment: Path, count: int, unit_ids: Sequence[str] = ()
+) -> list[unit_config.PiUnitConfig]:
+    """The first `count` units of a deployment, or those named in `unit_ids`."""
     files = sorted((deployment / "units").glob("*.toml"))
     if not files:
         raise SimulatorError(f"{deployment}: no units/*.toml: provision the deployment first")
+    if unit_ids:
+        known = {path.stem: path for path in files}
+        missing = [unit_id for unit_id in unit_ids if unit_id not in known]
+        if missing:
+            raise SimulatorError(
+                f"unit {', '.join(missing)}: not in the deployment {deployment} "
+                f"(its units: {', '.join(known)})"
+            )
+        return [unit_config.load(known[unit_id]) for unit_id in unit_ids]
     if count > len(files):
         raise SimulatorError(
             f"--units {count}: the deployment {deployment} has only {len(files)} units"

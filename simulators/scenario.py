@@ -27,7 +27,6 @@ import httpx
 
 from simulators.errors import SimulatorError
 from simulators.fleet import Fleet, FleetOptions, SimUnit
-from simulators.world import Zone
 
 ACTIONS = ("press", "sos", "cancel_sos", "link_lost", "link_back", "gps_lost", "gps_back")
 FIELDS = ("status", "online", "stale", "sos", "assignment")
@@ -146,7 +145,6 @@ class Runner:
         self.fleet = fleet
         self.api = api
         self.last_t: dict[str, int] = {}
-        self.tunnels: dict[int, Zone] = {}
 
     def unit(self, index: int) -> SimUnit:
         return self.fleet.units[index]
@@ -158,19 +156,15 @@ class Runner:
         elif event.action == "sos":
             unit.press("sos")
         elif event.action == "cancel_sos":
-            unit.press("sos", getattr(unit.config.core, "sos_cancel_hold_ms", 3000) / 1000 + 0.3)
+            unit.cancel_sos()
         elif event.action == "link_lost":
-            unit.forced_offline = True
-            unit.drop_link()
+            unit.go_offline()
         elif event.action == "link_back":
-            unit.forced_offline = False
-            unit.restore_link()
+            unit.come_online()
         elif event.action == "gps_lost":
-            zone = Zone(unit.vehicle.lat, unit.vehicle.lon, 10_000, "tunnel")
-            unit.gps.outages.append(zone)
-            self.tunnels[event.unit] = zone
-        elif event.action == "gps_back" and event.unit in self.tunnels:
-            unit.gps.outages.remove(self.tunnels.pop(event.unit))
+            unit.lose_gps()
+        elif event.action == "gps_back":
+            unit.regain_gps()
 
     async def units(self) -> dict[str, dict[str, Any]]:
         response = await self.api.get("/api/units")

@@ -251,6 +251,12 @@ class Vehicle:
         self._patrolling = False
         self._set_route(self.streets.nearest_node(lat, lon))
 
+    def park(self) -> None:
+        """Stop where it is and stay (a unit on a stand, or a tester's bench)."""
+        self._patrolling = False
+        self._route = []
+        self.arrived = True
+
     def patrol(self) -> None:
         self._patrolling = True
         self._set_route(self.streets.random_node(self.rng))

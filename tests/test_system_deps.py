@@ -69,12 +69,13 @@ def test_the_tests_need_every_real_program(tmp_path: Path) -> None:
     result = run("test", tmp_path, ("node", "npm", "mosquitto", "mosquitto_sub"))
     assert result.returncode == 1
     needed = result.stderr.splitlines()[0].split(": ", 1)[1].split()
-    assert needed == ["chromium", "gpsd", "gpsd-clients"], result.stderr
+    assert needed == ["chromium", "gpsd", "gpsd-clients", "librsvg2-bin"], result.stderr
     assert "Run as root:  apt-get update && apt-get install" in result.stderr
 
 
 def test_nothing_missing_is_nothing_to_say(tmp_path: Path) -> None:
     programs = ("node", "npm", "mosquitto", "mosquitto_sub", "gpsd", "gpsfake", "chromium")
+    programs += ("rsvg-convert",)
     for role in ("test", "demo"):
         (tmp_path / role).mkdir(mode=0o755)
         result = run(role, tmp_path / role, programs)

@@ -97,7 +97,7 @@ class Runtime:
             self._sign_off()
             board.close()
             if gps is not None:
-                _close_gps(gps, reader)
+                close_gps(gps, reader)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -179,25 +179,34 @@ class Runtime:
         self.link.close()
 
     def _read_gps(self, gps: GpsSource) -> None:
-        while not self.stopping.is_set():
-            try:
-                fix = gps.read()
-            except FirmwareError as exc:
-                log.warning("GPS: %s; reopening in %.0f s", exc, GPS_RETRY_SECONDS)
-                while not self.stopping.wait(GPS_RETRY_SECONDS) and not _reopened(gps):
-                    pass
-                continue
-            except Exception:  # the reader must outlive any driver bug: log it, go on
-                log.exception("GPS reader failed; retrying in %.0f s", GPS_RETRY_SECONDS)
-                self.stopping.wait(GPS_RETRY_SECONDS)
-                continue
-            if fix is None:
-                self.stopping.wait(GPS_IDLE_SECONDS)
-            else:
-                self.post("fix", fix)
+        read_fixes(gps, self.post, self.stopping)
 
 
-def _close_gps(gps: GpsSource, reader: threading.Thread | None) -> None:
+def read_fixes(gps: GpsSource, post: Callable[[str, Any], None], stopping: threading.Event) -> None:
+    """Read `gps` until `stopping`, posting ("fix", fix); a failing source is reopened.
+
+    Runs on a thread of its own: a runtime's GPS reader, or a simulator's
+    (`balise sim unit --gps URL`).
+    """
+    while not stopping.is_set():
+        try:
+            fix = gps.read()
+        except FirmwareError as exc:
+            log.warning("GPS: %s; reopening in %.0f s", exc, GPS_RETRY_SECONDS)
+            while not stopping.wait(GPS_RETRY_SECONDS) and not _reopened(gps):
+                pass
+            continue
+        except Exception:  # the reader must outlive any driver bug: log it, go on
+            log.exception("GPS reader failed; retrying in %.0f s", GPS_RETRY_SECONDS)
+            stopping.wait(GPS_RETRY_SECONDS)
+            continue
+        if fix is None:
+            stopping.wait(GPS_IDLE_SECONDS)
+        else:
+            post("fix", fix)
+
+
+def close_gps(gps: GpsSource, reader: threading.Thread | None) -> None:
     """Close the source (gpsd socket, serial port) once its reader has stopped reading."""
     if reader is not None:
         reader.join(GPS_RETRY_SECONDS)  # a read returns within its own timeout

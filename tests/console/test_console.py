@@ -8,10 +8,8 @@ checkout clean. Elsewhere they go to the pytest temporary directory.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,17 +23,12 @@ from protocol import codec, status, topics
 from protocol.messages import Health, Online, Position, Sos, StatusChange
 from tests.gateway_helpers import Api, GatewayProcess, add_user, wait_until
 from tests.mqtt_helpers import Broker, Session, connected
+from tests.screenshots import screenshots_dir
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 MOTO, CAR = "KEN-M01", "KEN-C01"
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = (
-    ROOT / os.environ["BALISE_SCREENSHOTS"]
-    if os.environ.get("BALISE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "balise-console-screenshots"
-)
-SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+SCREENSHOTS = screenshots_dir()
 SHOWN_WITHIN_MS = 5000  # generous: the figure itself is measured in bench/console.py
 
 
