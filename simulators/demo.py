@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import shutil
-import socket
-import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from balise.cli import main as balise_main
+from simulators import processes
 from simulators.errors import SimulatorError
 from simulators.fleet import FleetOptions, run_until_signal
 
 DEMO_USER = "dispatcher"
 DEMO_PASSWORD = "balise-demo"
-START_S = 20.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,23 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sos-per-hour", type=float, default=0.2, help="per unit")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _mosquitto() -> str:
-    program = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    if program is None:
-        raise SimulatorError(
-            "mosquitto is not installed: run `make demo` as root (it installs it), "
-            "or `apt-get install mosquitto`"
-        )
-    return program
-
-
 def _units(count: int) -> str:
     motorcycles = (count * 3 + 4) // 5
     ids = [f"KEN-M{i:02d}:motorcycle" for i in range(1, motorcycles + 1)]
@@ -62,51 +40,10 @@ def _units(count: int) -> str:
     return ",".join(ids)
 
 
-def _wait_for_tls(host: str, port: int, ca_file: Path, process: subprocess.Popen[bytes]) -> None:
-    context = ssl.create_default_context(cafile=str(ca_file))
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SimulatorError(f"mosquitto exited with status {process.returncode}")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection((host, port), timeout=1) as raw,
-            context.wrap_socket(raw, server_hostname=host),
-        ):
-            return
-        time.sleep(0.1)
-    raise SimulatorError(f"mosquitto did not accept TLS on {host}:{port} within {START_S:.0f} s")
-
-
-def _wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
-    import httpx
-
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SimulatorError(f"the gateway exited with status {process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"{url}/health", timeout=1)
-            return
-        time.sleep(0.1)
-    raise SimulatorError(f"the gateway did not answer on {url} within {START_S:.0f} s")
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def run(args: argparse.Namespace) -> int:
     directory: Path = args.dir.resolve()
-    port = args.broker_port or free_port()
-    mosquitto = _mosquitto()
+    port = args.broker_port or processes.free_port()
+    processes.mosquitto_program()  # says what to install before anything is written
     provision = ["provision", "--dir", str(directory), "--units", _units(args.units)]
     provision += ["--host", "127.0.0.1", "--bind", "127.0.0.1", "--port", str(port)]
     if balise_main(provision) != 0:
@@ -114,15 +51,15 @@ def run(args: argparse.Namespace) -> int:
     config = directory / "gateway.toml"
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
-    broker = gateway = None
+    (logs / "mosquitto.log").unlink(missing_ok=True)
+    (logs / "gateway.log").unlink(missing_ok=True)
+    host, _, http_port = args.http.rpartition(":")
+    broker = processes.BrokerProcess(directory, "127.0.0.1", port, logs / "mosquitto.log")
+    gateway = processes.GatewayProcess(
+        config, None, int(http_port), logs / "gateway.log", http_host=host
+    )
     try:
-        with (logs / "mosquitto.log").open("wb") as log:
-            broker = subprocess.Popen(
-                [mosquitto, "-c", str(directory / "mosquitto.conf")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        _wait_for_tls("127.0.0.1", port, directory / "ca.crt", broker)
+        broker.start()
         users = subprocess.run(
             [
                 sys.executable,
@@ -142,23 +79,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if users.returncode != 0:
             raise SimulatorError(f"cannot create the demo login: {users.stderr.strip()}")
-        with (logs / "gateway.log").open("wb") as log:
-            gateway = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "balise",
-                    "gateway",
-                    "--config",
-                    str(config),
-                    "--http",
-                    args.http,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        url = f"http://{args.http}"
-        _wait_for_http(url, gateway)
+        gateway.start()
+        url = gateway.url
         print(
             f"\nbalise demo: {args.units} units around Kénitra\n"
             f"  console:  {url}/   login: {DEMO_USER} / {DEMO_PASSWORD}\n"
@@ -172,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
         asyncio.run(run_until_signal(options, args.duration))
     finally:
-        _stop(gateway)
-        _stop(broker)
+        processes.stop_process(gateway.process)
+        broker.stop()
     print("balise demo: stopped", file=sys.stderr)
     return 0
