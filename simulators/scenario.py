@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -27,11 +30,35 @@ import httpx
 
 from simulators.errors import SimulatorError
 from simulators.fleet import Fleet, FleetOptions, SimUnit
+from simulators.ledger import Ledger, read_store
+from simulators.testbed import Testbed, TestbedOptions
 from simulators.world import Zone
 
-ACTIONS = ("press", "sos", "cancel_sos", "link_lost", "link_back", "gps_lost", "gps_back")
+UNIT_ACTIONS = (
+    "press",
+    "sos",
+    "cancel_sos",
+    "link_lost",
+    "link_back",
+    "gps_lost",
+    "gps_back",
+    "power_cut",
+    "reboot",
+)
+# Events on the whole fleet: what they act on, which the runner must own.
+FLEET_ACTIONS = {
+    "broker_stop": "broker",
+    "broker_start": "broker",
+    "broker_restart": "broker",
+    "gateway_kill": "gateway",
+    "gateway_start": "gateway",
+}
+ACTIONS = UNIT_ACTIONS + tuple(FLEET_ACTIONS)
 FIELDS = ("status", "online", "stale", "sos", "assignment")
+FLEET_FIELDS = ("all_online", "delivered", "reconnect_spread_s")
+OWNER_FLAGS = {"broker": "--start-broker", "gateway": "--start-gateway"}
 POLL_S = 0.5
+CONNECT_SPREAD_S = 1.0
 
 
 class ScenarioFailed(SimulatorError):
@@ -41,17 +68,19 @@ class ScenarioFailed(SimulatorError):
 @dataclass
 class Event:
     at_s: float
-    unit: int
+    unit: int | None  # None: an event on the whole fleet (the broker, the gateway)
     action: str
     value: str = ""
+    number: int = 0
 
 
 @dataclass
 class Expectation:
     by_s: float
-    unit: int
+    unit: int | None  # None: about the whole fleet (FLEET_FIELDS)
     fields: dict[str, Any]
     number: int
+    from_s: float = 0.0  # not looked at before this second of the run
 
 
 @dataclass
@@ -60,8 +89,12 @@ class Scenario:
     units: int
     duration_s: float
     seed: int = 0
+    connect_spread_s: float = CONNECT_SPREAD_S
     events: list[Event] = field(default_factory=list)
     expectations: list[Expectation] = field(default_factory=list)
+
+    def has(self, action: str) -> bool:
+        return any(event.action == action for event in self.events)
 
 
 def load(path: str | Path) -> Scenario:
@@ -85,6 +118,15 @@ def _number(table: dict[str, Any], key: str, where: str, lo: float = 0) -> float
     return float(value)
 
 
+def _unit(table: dict[str, Any], where: str, units: int) -> int:
+    unit = int(_number(table, "unit", where))
+    if unit >= units:
+        raise SimulatorError(
+            f"{where}.unit: {unit} but the scenario runs {units} units (0-{units - 1})"
+        )
+    return unit
+
+
 def parse(document: dict[str, Any]) -> Scenario:
     head = document.get("scenario")
     if not isinstance(head, dict):
@@ -95,38 +137,126 @@ def parse(document: dict[str, Any]) -> Scenario:
         units=units,
         duration_s=_number(head, "duration_s", "scenario", 1),
         seed=int(head.get("seed", 0)),
+        connect_spread_s=_number(
+            {"connect_spread_s": CONNECT_SPREAD_S, **head}, "connect_spread_s", "scenario"
+        ),
     )
     for number, event in enumerate(document.get("event", []), 1):
-        where = f"event {number}"
-        action = event.get("action")
-        if action not in ACTIONS:
-            raise SimulatorError(f"{where}.action: {action!r} is not one of {', '.join(ACTIONS)}")
-        unit = int(_number(event, "unit", where))
-        if unit >= units:
-            raise SimulatorError(
-                f"{where}.unit: {unit} but the scenario runs {units} units (0-{units - 1})"
-            )
-        if action == "press" and not isinstance(event.get("status"), str):
-            raise SimulatorError(f"{where}.status: a press needs the status button's name")
-        scenario.events.append(
-            Event(_number(event, "at_s", where), unit, action, event.get("status", ""))
-        )
+        scenario.events.append(_event(event, f"event {number}", number, units))
+    scenario.events.sort(key=lambda e: e.at_s)  # stable: the file's order at the same second
+    _check_order(scenario.events)
     for number, expect in enumerate(document.get("expect", []), 1):
-        where = f"expect {number}"
-        unit = int(_number(expect, "unit", where))
-        if unit >= units:
-            raise SimulatorError(f"{where}.unit: {unit} but the scenario runs {units} units")
-        fields = {k: v for k, v in expect.items() if k not in ("by_s", "unit")}
-        unknown = set(fields) - set(FIELDS)
-        if unknown or not fields:
-            raise SimulatorError(
-                f"{where}: check one or more of {', '.join(FIELDS)}; got {sorted(fields)}"
-            )
-        scenario.expectations.append(
-            Expectation(_number(expect, "by_s", where), unit, fields, number)
-        )
-    scenario.events.sort(key=lambda e: e.at_s)
+        scenario.expectations.append(_expectation(expect, number, scenario))
     return scenario
+
+
+def _event(event: dict[str, Any], where: str, number: int, units: int) -> Event:
+    action = event.get("action")
+    if action not in ACTIONS:
+        raise SimulatorError(f"{where}.action: {action!r} is not one of {', '.join(ACTIONS)}")
+    at_s = _number(event, "at_s", where)
+    if action in FLEET_ACTIONS:
+        if "unit" in event:
+            raise SimulatorError(f"{where}.unit: {action} acts on the whole fleet: remove unit")
+        return Event(at_s, None, action, number=number)
+    unit = _unit(event, where, units)
+    if action == "press" and not isinstance(event.get("status"), str):
+        raise SimulatorError(f"{where}.status: a press needs the status button's name")
+    return Event(at_s, unit, action, event.get("status", ""), number)
+
+
+# action -> (what it needs to be, what it leaves): the state of a unit's power, the broker
+# and the gateway along the run, so that a file cannot reboot a unit that has power.
+_TRANSITIONS = {
+    "power_cut": (True, False),
+    "reboot": (False, True),
+    "broker_stop": (True, False),
+    "broker_start": (False, True),
+    "broker_restart": (True, True),
+    "gateway_kill": (True, False),
+    "gateway_start": (False, True),
+}
+
+
+def _check_order(events: list[Event]) -> None:
+    up: dict[Any, tuple[bool, int]] = {}  # unit index, "broker", "gateway" -> (up, event no.)
+    for event in events:
+        if event.action not in _TRANSITIONS:
+            continue
+        key = FLEET_ACTIONS.get(event.action, event.unit)
+        needs, leaves = _TRANSITIONS[event.action]
+        now, since = up.get(key, (True, 0))
+        if now != needs:
+            what = (
+                f"unit {event.unit} {'has power' if now else 'has no power'}"
+                if isinstance(key, int)
+                else f"the {key} is {'running' if now else 'down'}"
+            )
+            after = f" (since event {since})" if since else ""
+            raise SimulatorError(
+                f"event {event.number}.action: {event.action} at {event.at_s:g} s, "
+                f"but {what} then{after}"
+            )
+        up[key] = (leaves, event.number)
+
+
+def _expectation(expect: dict[str, Any], number: int, scenario: Scenario) -> Expectation:
+    where = f"expect {number}"
+    by_s = _number(expect, "by_s", where)
+    from_s = _number({"from_s": 0, **expect}, "from_s", where)
+    if from_s > by_s:
+        raise SimulatorError(f"{where}.from_s: {from_s:g} is after by_s = {by_s:g}")
+    fields = {k: v for k, v in expect.items() if k not in ("by_s", "from_s", "unit")}
+    if "unit" in expect:
+        unit: int | None = _unit(expect, where, scenario.units)
+        allowed: tuple[str, ...] = FIELDS
+    else:
+        unit, allowed = None, FLEET_FIELDS
+    unknown = set(fields) - set(allowed)
+    if unknown or not fields:
+        about = "a unit" if unit is not None else "the fleet (no unit)"
+        raise SimulatorError(
+            f"{where}: about {about}, check one or more of {', '.join(allowed)}; "
+            f"got {sorted(fields)}"
+        )
+    if unit is None:
+        _check_fleet_fields(fields, where, scenario)
+    return Expectation(by_s, unit, fields, number, from_s)
+
+
+def _check_fleet_fields(fields: dict[str, Any], where: str, scenario: Scenario) -> None:
+    if "all_online" in fields and not isinstance(fields["all_online"], bool):
+        raise SimulatorError(f"{where}.all_online: true or false, got {fields['all_online']!r}")
+    if "delivered" in fields and fields["delivered"] is not True:
+        raise SimulatorError(
+            f"{where}.delivered: only `delivered = true` can be checked, "
+            f"got {fields['delivered']!r}"
+        )
+    if "reconnect_spread_s" in fields:
+        _number(fields, "reconnect_spread_s", where)
+        if not (scenario.has("broker_stop") or scenario.has("broker_restart")):
+            raise SimulatorError(
+                f"{where}.reconnect_spread_s: no broker_stop or broker_restart event to "
+                "reconnect after"
+            )
+
+
+def check_owned(scenario: Scenario, options: TestbedOptions) -> None:
+    """Refuse, before anything starts, events and checks that need what the runner lacks."""
+    owned = {"broker": options.start_broker, "gateway": options.start_gateway}
+    for event in scenario.events:
+        needs = FLEET_ACTIONS.get(event.action)
+        if needs is not None and not owned[needs]:
+            raise SimulatorError(
+                f"event {event.number}.action: {event.action} needs the runner to own the "
+                f"{needs}: add {OWNER_FLAGS[needs]}"
+            )
+    for expectation in scenario.expectations:
+        if "delivered" in expectation.fields and not (options.start_gateway or options.db):
+            raise SimulatorError(
+                f"expect {expectation.number}.delivered: needs the gateway's store: add "
+                "--start-gateway, or --db with the running gateway's store"
+            )
 
 
 def observed(unit: dict[str, Any], name: str) -> Any:
@@ -140,18 +270,60 @@ def observed(unit: dict[str, Any], name: str) -> Any:
     return unit.get(name)
 
 
+def spread(times: list[float]) -> float:
+    """The span of the middle 80 % of `times` (10th to 90th percentile), in their unit."""
+    ordered = sorted(times)
+    if len(ordered) < 2:
+        return 0.0
+    low = ordered[int(0.1 * (len(ordered) - 1))]
+    high = ordered[round(0.9 * (len(ordered) - 1))]
+    return high - low
+
+
+def histogram(times: list[float], since: float) -> str:
+    """Per-second counts of `times` after `since`, and the busiest 100 ms."""
+    offsets = sorted(t - since for t in times)
+    seconds: dict[int, int] = {}
+    tenths: dict[int, int] = {}
+    for offset in offsets:
+        seconds[int(offset // 1)] = seconds.get(int(offset // 1), 0) + 1
+        tenths[int(offset // 0.1)] = tenths.get(int(offset // 0.1), 0) + 1
+    counts = ", ".join(f"{s}-{s + 1} s: {n}" for s, n in sorted(seconds.items()))
+    return (
+        f"first at +{offsets[0]:.1f} s, last at +{offsets[-1]:.1f} s; per second: {counts}; "
+        f"at most {max(tenths.values())} in any 100 ms"
+    )
+
+
 class Runner:
-    def __init__(self, scenario: Scenario, fleet: Fleet, api: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        fleet: Fleet,
+        api: httpx.AsyncClient,
+        testbed: Testbed,
+        ledger: Ledger,
+    ) -> None:
         self.scenario = scenario
         self.fleet = fleet
         self.api = api
+        self.testbed = testbed
+        self.ledger = ledger
         self.last_t: dict[str, int] = {}
         self.tunnels: dict[int, Zone] = {}
+        self.started_ms = int(time.time() * 1000)
+        self.broker_down_at: float | None = None  # monotonic
+        self.broker_back_at: float | None = None
+        self.gateway_down_since: int | None = None  # the event that killed it
+        self.rows: dict[str, dict[int, tuple[str, int]]] | None = None
 
     def unit(self, index: int) -> SimUnit:
         return self.fleet.units[index]
 
-    def apply(self, event: Event) -> None:
+    async def apply(self, event: Event) -> str:
+        """Do `event`; returns what to add to its log line."""
+        if event.unit is None:
+            return await self.apply_to_fleet(event)
         unit = self.unit(event.unit)
         if event.action == "press":
             unit.press(event.value)
@@ -171,9 +343,42 @@ class Runner:
             self.tunnels[event.unit] = zone
         elif event.action == "gps_back" and event.unit in self.tunnels:
             unit.gps.outages.remove(self.tunnels.pop(event.unit))
+        elif event.action == "power_cut":
+            self.ledger.power_cut(unit.id, unit.core.outbox)
+            held = unit.core.outbox.depth()
+            unit.power_cut()
+            return f"(records in its outbox: {held})"
+        elif event.action == "reboot":
+            unit.reboot()
+            outbox = unit.core.outbox
+            lost = self.ledger.rebooted(unit.id, outbox)
+            return (
+                f"(records back from its journal: {outbox.recovered_records}, lost with the RAM: "
+                f"{lost}; new seqs above {self.ledger.units[unit.id].floor})"
+            )
+        return event.value
 
-    async def units(self) -> dict[str, dict[str, Any]]:
-        response = await self.api.get("/api/units")
+    async def apply_to_fleet(self, event: Event) -> str:
+        began = time.monotonic()
+        if event.action in ("broker_stop", "broker_restart"):
+            self.broker_down_at = began
+        if event.action == "gateway_kill":
+            self.gateway_down_since = event.number
+        await self.testbed.run(event.action)
+        if event.action in ("broker_start", "broker_restart"):
+            self.broker_back_at = time.monotonic()
+        if event.action == "gateway_start":
+            self.gateway_down_since = None
+        return f"(took {time.monotonic() - began:.1f} s)"
+
+    async def units(self) -> dict[str, dict[str, Any]] | None:
+        """The API's units, or None while the runner has the gateway down."""
+        if self.gateway_down_since is not None:
+            return None
+        try:
+            response = await self.api.get("/api/units")
+        except httpx.TransportError as exc:
+            raise ScenarioFailed(f"GET /api/units: the gateway does not answer: {exc}") from exc
         if response.status_code != 200:
             raise ScenarioFailed(
                 f"GET /api/units: HTTP {response.status_code}: {response.text[:200]}"
@@ -190,7 +395,18 @@ class Runner:
                 self.last_t[unit_id] = position["t"]
         return units
 
-    def unmet(self, expectation: Expectation, units: dict[str, dict[str, Any]]) -> str | None:
+    async def read_rows(self) -> dict[str, dict[int, tuple[str, int]]]:
+        assert self.testbed.db is not None
+        ids = {u.id for u in self.fleet.units}
+        return await asyncio.to_thread(read_store, self.testbed.db, ids, self.started_ms - 1000)
+
+    def unmet(
+        self, expectation: Expectation, units: dict[str, dict[str, Any]] | None
+    ) -> str | None:
+        if expectation.unit is None:
+            return self.fleet_unmet(expectation, units)
+        if units is None:
+            return f"the gateway is down (killed at event {self.gateway_down_since})"
         unit_id = self.unit(expectation.unit).id
         shown = units.get(unit_id)
         if shown is None:
@@ -202,70 +418,181 @@ class Runner:
         ]
         return "; ".join(wrong) or None
 
+    def fleet_unmet(
+        self, expectation: Expectation, units: dict[str, dict[str, Any]] | None
+    ) -> str | None:
+        wrong = []
+        fields = expectation.fields
+        if "all_online" in fields:
+            if units is None:
+                wrong.append(f"the gateway is down (killed at event {self.gateway_down_since})")
+            else:
+                wrong += self._online_unmet(units, fields["all_online"])
+        if "reconnect_spread_s" in fields:
+            wrong += self._spread_unmet(fields["reconnect_spread_s"])
+        if "delivered" in fields:
+            assert self.rows is not None
+            problem = self.ledger.check(self.rows)
+            if problem:
+                wrong.append(f"not delivered: {problem}")
+        return "; ".join(wrong) or None
+
+    def _online_unmet(self, units: dict[str, dict[str, Any]], want: bool) -> list[str]:
+        ids = [u.id for u in self.fleet.units]
+        live = [i for i in ids if (units.get(i) or {}).get("online") and not units[i].get("stale")]
+        if want and len(live) < len(ids):
+            off = sorted(set(ids) - set(live))
+            return [f"{len(live)} of {len(ids)} units online and fresh; not: {', '.join(off[:5])}"]
+        if not want and len(live) == len(ids):
+            return [f"all {len(ids)} units are online"]
+        return []
+
+    def _spread_unmet(self, want: float) -> list[str]:
+        if self.broker_down_at is None or self.broker_back_at is None:
+            return ["the broker has not been restarted yet"]
+        down = self.broker_down_at
+        units = [u for u in self.fleet.units if u.powered]
+        back = [u.connected_at for u in units if u.connected_at and u.connected_at > down]
+        if len(back) < len(units):
+            return [f"{len(back)} of {len(units)} units reconnected since the broker went down"]
+        got = spread([t for t in back if t is not None])
+        if got < want:
+            return [f"reconnects spread over {got:.2f} s (10th-90th percentile), expected ≥ {want}"]
+        return []
+
+    def held(self, expectation: Expectation) -> str:
+        text = f"expect {expectation.number} holds: {expectation.fields}"
+        if "reconnect_spread_s" in expectation.fields and self.broker_back_at is not None:
+            times = [u.connected_at or 0.0 for u in self.fleet.units if u.powered]
+            text += f"\n           reconnects: {histogram(times, self.broker_back_at)}"
+        if "delivered" in expectation.fields and self.rows is not None:
+            text += f"\n           store: {self.ledger.summary(self.rows)}"
+        return text
+
     async def run(self, log: Any = print) -> None:
         started = time.monotonic()
         events = list(self.scenario.events)
         pending = sorted(self.scenario.expectations, key=lambda e: e.by_s)
-        last_seen: dict[int, str] = {}
         while True:
             elapsed = time.monotonic() - started
             while events and events[0].at_s <= elapsed:
                 event = events.pop(0)
-                unit_id = self.unit(event.unit).id
-                log(f"  {elapsed:6.1f} s  unit {unit_id}: {event.action} {event.value}")
-                self.apply(event)
+                who = "fleet" if event.unit is None else f"unit {self.unit(event.unit).id}"
+                log(f"  {elapsed:6.1f} s  {who}: {event.action} {await self.apply(event)}".rstrip())
+                elapsed = time.monotonic() - started
+            if self.ledger.problems:
+                raise ScenarioFailed(self.ledger.problems[0])
             units = await self.units()
-            for expectation in list(pending):
+            if any("delivered" in e.fields and e.from_s <= elapsed for e in pending):
+                self.rows = await self.read_rows()
+            for expectation in [e for e in pending if e.from_s <= elapsed]:
                 problem = self.unmet(expectation, units)
                 if problem is None:
-                    held = f"expect {expectation.number} holds: {expectation.fields}"
-                    log(f"  {elapsed:6.1f} s  {held}")
+                    log(f"  {elapsed:6.1f} s  {self.held(expectation)}")
                     pending.remove(expectation)
                 elif elapsed > expectation.by_s:
-                    raise ScenarioFailed(
-                        f"expect {expectation.number} (unit {self.unit(expectation.unit).id}, "
-                        f"by {expectation.by_s:.0f} s): {problem}"
+                    about = (
+                        "the fleet"
+                        if expectation.unit is None
+                        else f"unit {self.unit(expectation.unit).id}"
                     )
-                else:
-                    last_seen[expectation.number] = problem
+                    raise ScenarioFailed(
+                        f"expect {expectation.number} ({about}, by {expectation.by_s:.0f} s): "
+                        f"{problem}"
+                    )
             if elapsed >= self.scenario.duration_s and not events and not pending:
                 return
             await asyncio.sleep(POLL_S)
 
 
-async def run_scenario(
-    scenario: Scenario, deployment: Path, api_url: str, token: str, log: Any = print
-) -> None:
+async def run_scenario(scenario: Scenario, options: TestbedOptions, log: Any = print) -> None:
+    """Run `scenario` on what `options` gives or starts; ScenarioFailed names what did not hold."""
+    check_owned(scenario, options)
+    testbed = Testbed(options, scenario.units)
     loop = asyncio.get_running_loop()
-    fleet = Fleet(
-        FleetOptions(deployment, scenario.units, seed=scenario.seed, connect_spread_s=1), loop
-    )
-    runner_task = asyncio.create_task(fleet.run())
-    headers = {"Authorization": f"Bearer {token}"}
+    ledger = Ledger()
+    storage_dir = None
+    if scenario.has("power_cut"):  # the unit's files must outlive its RAM
+        storage_dir = options.work / "units"
+        shutil.rmtree(storage_dir, ignore_errors=True)  # no journal from an earlier run
+        storage_dir.mkdir(parents=True)
+    fleet_task = None
     try:
-        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as api:
-            await Runner(scenario, fleet, api).run(log)
+        await asyncio.to_thread(testbed.start)
+        fleet = Fleet(
+            FleetOptions(
+                testbed.deployment,
+                scenario.units,
+                seed=scenario.seed,
+                connect_spread_s=scenario.connect_spread_s,
+                storage_dir=storage_dir,
+                outbox_factory=ledger.outbox,
+            ),
+            loop,
+        )
+        fleet_task = asyncio.create_task(fleet.run())
+        headers = {"Authorization": f"Bearer {testbed.token}"}
+        async with httpx.AsyncClient(base_url=testbed.api_url, headers=headers, timeout=10) as api:
+            await Runner(scenario, fleet, api, testbed, ledger).run(log)
     finally:
-        runner_task.cancel()
-        await asyncio.gather(runner_task, return_exceptions=True)
+        if fleet_task is not None:
+            fleet_task.cancel()
+            await asyncio.gather(fleet_task, return_exceptions=True)
+        await asyncio.to_thread(testbed.close)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the scenario (TOML); see simulators/scenarios/")
     parser.add_argument(
-        "--deployment", required=True, type=Path, help="written by balise provision"
+        "--deployment",
+        type=Path,
+        help="written by balise provision (default: provision one in the work directory)",
+    )
+    parser.add_argument(
+        "--start-broker",
+        action="store_true",
+        help="run mosquitto on the deployment (needed to stop or restart it)",
+    )
+    parser.add_argument(
+        "--start-gateway",
+        action="store_true",
+        help="run the gateway with a new store (needed to kill it; gives `delivered` its store)",
     )
     parser.add_argument("--api", default="http://127.0.0.1:8080", help="the gateway's HTTP address")
-    parser.add_argument("--token", required=True, help="a bearer token: balise tokens create")
+    parser.add_argument(
+        "--token", help="a bearer token (balise tokens create), unless --start-gateway"
+    )
+    parser.add_argument("--db", type=Path, help="the running gateway's store, read for `delivered`")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="logs, store and unit files (default: a temporary directory, removed if it passes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     scenario = load(args.file)
+    work = args.work or Path(tempfile.mkdtemp(prefix="balise-scenario-"))
+    options = TestbedOptions(
+        work=work,
+        deployment=args.deployment,
+        start_broker=args.start_broker,
+        start_gateway=args.start_gateway,
+        api_url=args.api,
+        token=args.token,
+        db=args.db,
+    )
     print(f"scenario: {scenario.name} ({scenario.units} units, {scenario.duration_s:.0f} s)")
     try:
-        asyncio.run(run_scenario(scenario, args.deployment, args.api, args.token))
+        asyncio.run(run_scenario(scenario, options))
     except ScenarioFailed as exc:
         print(f"FAILED: {exc}")
+        print(f"logs and store kept in {work}")
         return 1
+    except BaseException:
+        print(f"logs kept in {work}", file=sys.stderr)
+        raise
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
     print("passed")
     return 0
