@@ -264,6 +264,19 @@ def test_what_the_runner_does_not_own_is_refused_before_anything_starts(
     assert not (tmp_path / "deployment").exists()  # nothing was provisioned
 
 
+def test_the_command_refuses_a_scenario_it_cannot_run_and_says_which_flag(
+    tmp_path: Path,
+) -> None:
+    power_cut = Path(scenarios.__file__).parent / "scenarios" / "gateway_kill.toml"
+    result = sim_scenario(str(power_cut), "--start-broker", "--work", str(tmp_path / "work"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        "event 1.action: gateway_kill needs the runner to own the gateway: add --start-gateway"
+        in result.stderr
+    )
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
 def test_spread_is_the_span_of_the_middle_eighty_percent() -> None:
     assert scenarios.spread([float(i) for i in range(101)]) == 80.0
     assert scenarios.spread([0.0] * 50 + [float(i) for i in range(1, 11)]) == 4.0
