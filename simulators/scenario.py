@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ class Runner:
         self.testbed = testbed
         self.ledger = ledger
         self.last_t: dict[str, int] = {}
-        self.tunnels: dict[int, Zone] = {}
+        self.tunnels: dict[str, Zone] = {}
         self.started_ms = int(time.time() * 1000)
         self.broker_down_at: float | None = None  # monotonic
         self.broker_back_at: float | None = None
@@ -134,39 +135,55 @@ class Runner:
         """Do `event`; returns what to add to its log line."""
         if event.unit is None:
             return await self.apply_to_fleet(event)
-        unit = self.unit(event.unit)
-        if event.action == "press":
-            unit.press(event.value)
-        elif event.action == "sos":
-            unit.press("sos")
-        elif event.action == "cancel_sos":
-            unit.press("sos", getattr(unit.config.core, "sos_cancel_hold_ms", 3000) / 1000 + 0.3)
-        elif event.action == "link_lost":
-            unit.forced_offline = True
-            unit.drop_link()
-        elif event.action == "link_back":
-            unit.forced_offline = False
-            unit.restore_link()
-        elif event.action == "gps_lost":
-            zone = Zone(unit.vehicle.lat, unit.vehicle.lon, 10_000, "tunnel")
-            unit.gps.outages.append(zone)
-            self.tunnels[event.unit] = zone
-        elif event.action == "gps_back" and event.unit in self.tunnels:
-            unit.gps.outages.remove(self.tunnels.pop(event.unit))
-        elif event.action == "power_cut":
-            self.ledger.power_cut(unit.id, unit.core.outbox)
-            held = unit.core.outbox.depth()
-            unit.power_cut()
-            return f"(records in its outbox: {held})"
-        elif event.action == "reboot":
-            unit.reboot()
-            outbox = unit.core.outbox
-            lost = self.ledger.rebooted(unit.id, outbox)
-            return (
-                f"(records back from its journal: {outbox.recovered_records}, lost with the RAM: "
-                f"{lost}; new seqs above {self.ledger.units[unit.id].floor})"
-            )
-        return event.value
+        return UNIT_EVENTS[event.action](self, event, self.unit(event.unit)) or event.value
+
+    def _press(self, event: Event, unit: SimUnit) -> str:
+        unit.press(event.value)
+        return ""
+
+    def _sos(self, event: Event, unit: SimUnit) -> str:
+        unit.press("sos")
+        return ""
+
+    def _cancel_sos(self, event: Event, unit: SimUnit) -> str:
+        unit.press("sos", getattr(unit.config.core, "sos_cancel_hold_ms", 3000) / 1000 + 0.3)
+        return ""
+
+    def _link_lost(self, event: Event, unit: SimUnit) -> str:
+        unit.forced_offline = True
+        unit.drop_link()
+        return ""
+
+    def _link_back(self, event: Event, unit: SimUnit) -> str:
+        unit.forced_offline = False
+        unit.restore_link()
+        return ""
+
+    def _gps_lost(self, event: Event, unit: SimUnit) -> str:
+        zone = Zone(unit.vehicle.lat, unit.vehicle.lon, 10_000, "tunnel")
+        unit.gps.outages.append(zone)
+        self.tunnels[unit.id] = zone
+        return ""
+
+    def _gps_back(self, event: Event, unit: SimUnit) -> str:
+        if unit.id in self.tunnels:
+            unit.gps.outages.remove(self.tunnels.pop(unit.id))
+        return ""
+
+    def _power_cut(self, event: Event, unit: SimUnit) -> str:
+        self.ledger.power_cut(unit.id, unit.core.outbox)
+        held = unit.core.outbox.depth()
+        unit.power_cut()
+        return f"(records in its outbox: {held})"
+
+    def _reboot(self, event: Event, unit: SimUnit) -> str:
+        unit.reboot()
+        outbox = unit.core.outbox
+        lost = self.ledger.rebooted(unit.id, outbox)
+        return (
+            f"(records back from its journal: {outbox.recovered_records}, lost with the RAM: "
+            f"{lost}; new seqs above {self.ledger.units[unit.id].floor})"
+        )
 
     async def apply_to_fleet(self, event: Event) -> str:
         began = time.monotonic()
@@ -313,6 +330,20 @@ class Runner:
             if elapsed >= self.scenario.duration_s and not events and not pending:
                 return
             await asyncio.sleep(POLL_S)
+
+
+# A unit's event -> what the runner does (scenario_file.UNIT_ACTIONS, all of them).
+UNIT_EVENTS: dict[str, Callable[[Runner, Event, SimUnit], str]] = {
+    "press": Runner._press,
+    "sos": Runner._sos,
+    "cancel_sos": Runner._cancel_sos,
+    "link_lost": Runner._link_lost,
+    "link_back": Runner._link_back,
+    "gps_lost": Runner._gps_lost,
+    "gps_back": Runner._gps_back,
+    "power_cut": Runner._power_cut,
+    "reboot": Runner._reboot,
+}
 
 
 async def run_scenario(scenario: Scenario, options: TestbedOptions, log: Any = print) -> None:

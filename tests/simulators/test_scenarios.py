@@ -282,3 +282,12 @@ def test_spread_is_the_span_of_the_middle_eighty_percent() -> None:
     assert scenarios.spread([0.0] * 50 + [float(i) for i in range(1, 11)]) == 4.0
     assert scenarios.spread([5.0] * 100) == 0.0
     assert scenarios.spread([1.0]) == 0.0
+
+
+def test_every_action_a_file_may_name_has_a_handler() -> None:
+    from simulators import scenario_file, testbed
+
+    assert set(scenarios.UNIT_EVENTS) == set(scenario_file.UNIT_ACTIONS)
+    assert all(
+        callable(getattr(testbed.Testbed, name, None)) for name in scenario_file.FLEET_ACTIONS
+    )
