@@ -291,3 +291,11 @@ def test_every_action_a_file_may_name_has_a_handler() -> None:
     assert all(
         callable(getattr(testbed.Testbed, name, None)) for name in scenario_file.FLEET_ACTIONS
     )
+
+
+def test_the_reconnect_histogram_counts_per_second_and_the_busiest_100_ms() -> None:
+    times = [10.05, 10.06, 10.5, 11.2, 13.9]
+    assert scenarios.histogram(times, since=10.0) == (
+        "first at +0.1 s, last at +3.9 s; per second: 0-1 s: 3, 1-2 s: 1, 3-4 s: 1; "
+        "at most 2 in any 100 ms"
+    )
