@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -37,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.drives import Sample
 from firmware.core.fix import Fix
+from simulators import processes
 from simulators.nmea import sentences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,48 +187,18 @@ def provision(directory: Path, port: int) -> None:
 
 
 def mosquitto_program() -> str:
-    program = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    if program is None:
-        raise RuntimeError("mosquitto is not installed: run scripts/system-deps.sh")
-    return program
-
-
-def _accepts_tls(ca_cert: Path, port: int) -> bool:
-    context = ssl.create_default_context(cafile=str(ca_cert))
-    try:
-        with (
-            socket.create_connection((HOST, port), timeout=1.0) as raw,
-            context.wrap_socket(raw, server_hostname=HOST),
-        ):
-            return True
-    except OSError:
-        return False
+    return processes.mosquitto_program()
 
 
 @contextlib.contextmanager
 def running_broker(directory: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    log = (directory / "mosquitto.log").open("wb")
-    process = subprocess.Popen(
-        [mosquitto_program(), "-c", str(directory / "mosquitto.conf")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process = processes.start_mosquitto(
+        directory / "mosquitto.conf", HOST, port, directory / "ca.crt", directory / "mosquitto.log"
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _accepts_tls(directory / "ca.crt", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                text = (directory / "mosquitto.log").read_text(errors="replace")
-                raise RuntimeError(f"mosquitto did not start:\n{text}")
-            time.sleep(0.05)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        processes.stop_process(process)
 
 
 class CountingRelay:

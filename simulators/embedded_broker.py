@@ -16,22 +16,15 @@ It imports nothing of ours beyond provisioning's names, so it stays a thin adapt
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from gateway.provision.contract import GATEWAY_USER
 from simulators.errors import SimulatorError
 
 DIR_NAME = "embedded-broker"
-
-
-def mosquitto_program() -> str | None:
-    """The mosquitto binary, or None; it lives in /usr/sbin, which is not always on PATH."""
-    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -93,8 +86,8 @@ def write_config(deployment: Path) -> Path:
     return path
 
 
-def start(deployment: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start amqtt on `deployment`'s port; the caller waits for TLS and stops it."""
+def check_installed() -> None:
+    """Raise SimulatorError naming what to install if amqtt is missing."""
     try:
         import amqtt  # noqa: F401
     except ImportError as exc:
@@ -102,6 +95,10 @@ def start(deployment: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
             "neither mosquitto nor amqtt is installed: `make demo` installs both"
             " (`apt-get install mosquitto`, or `pip install -e '.[sim]'`)"
         ) from exc
+
+
+def command(deployment: Path) -> list[str]:
+    """The command that runs amqtt on `deployment`'s port (its files written first)."""
+    check_installed()
     config = write_config(deployment)
-    command = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(config)]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    return [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(config)]

@@ -42,7 +42,7 @@ from firmware.core.config import SOS
 from firmware.core.fix import Fix
 from firmware.core.outbox import Outbox
 from firmware.core.seqstore import SequenceStore
-from firmware.core.storage import MemoryStorage
+from firmware.core.storage import FileStorage, MemoryStorage
 from firmware.core.unit import BUZZER, LED, MEASURE_HEALTH, PUBLISH, Action, Unit
 from firmware.pi import config as unit_config
 from protocol import status, topics
@@ -84,6 +84,11 @@ class FleetOptions:
     connect_spread_s: float = 5.0
     unit_ids: Sequence[str] = ()  # these units of the deployment (default: the first `units`)
     rider: bool = True  # False: no behaviour model; a tester presses the buttons by hand
+    # Each unit's outbox journal and sequence files in storage_dir/<unit id>/ (the Pi's
+    # FileStorage), so that they survive a power_cut(); None: in memory.
+    storage_dir: Path | None = None
+    # Builds each unit's outbox (unit id, storage): a scenario's hook to see every record.
+    outbox_factory: Callable[[str, Any], Outbox] = Outbox
 
 
 class SimUnit:
@@ -96,14 +101,10 @@ class SimUnit:
         self.id = config.unit_id
         self.config = config
         self.rng = rng
-        self.storage = MemoryStorage()
-        self.core = Unit(
-            self.id,
-            config.core,
-            SequenceStore(self.storage),
-            Outbox(self.id, self.storage),
-            storage=self.storage,
-        )
+        self.powered = True  # False between power_cut() and reboot()
+        self.boots = 1
+        self.task: asyncio.Task[None] | None = None
+        self._boot_core()
         self.vehicle = Vehicle(kind, fleet.streets, rng)
         self.vehicle.patrol()
         self.gps = GpsReceiver(rng, outages=fleet.options.tunnels)
@@ -123,6 +124,21 @@ class SimUnit:
         self._attempt = 0
         self.steps = 0  # simulated seconds: steps / wall seconds is the real-time factor
         self.lag_s = self.lag_max_s = 0.0  # how late the latest / the latest-ever second ran
+        self.connected_at: float | None = None  # monotonic time of the latest CONNACK
+
+    def _boot_core(self) -> None:
+        """The core with what survives on its storage (nothing, in memory, at the first boot)."""
+        directory = self.fleet.options.storage_dir
+        self.storage: Any = (
+            MemoryStorage() if directory is None else FileStorage(str(directory / self.id))
+        )
+        self.core = Unit(
+            self.id,
+            self.config.core,
+            SequenceStore(self.storage),
+            self.fleet.options.outbox_factory(self.id, self.storage),
+            storage=self.storage,
+        )
 
     # -- MQTT on the asyncio loop ------------------------------------------------------
 
@@ -189,6 +205,7 @@ class SimUnit:
             return
         self._attempt = 0
         self.connected = True
+        self.connected_at = time.monotonic()
         self.fleet.stats.connects += 1
         client.subscribe(topics.cmd_topic(self.id), qos=1)
         self.execute(self.core.on_link(True, self.fleet.clock.ticks()))
@@ -220,6 +237,34 @@ class SimUnit:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def power_cut(self) -> None:
+        """The unit dies: no sign-off, no DISCONNECT; its socket closes as a dead process's does
+        (the broker fires the will). RAM is gone; only what its storage holds survives."""
+        self.powered = False
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            self._reconnect = None
+        client = self.client
+        client.on_connect = client.on_disconnect = None
+        client.on_publish = client.on_message = None
+        self.connected = False
+        self.tokens = {}
+        sock: Any = client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def reboot(self) -> None:
+        """Power back: a new core on the same storage, a new session; the rider presses nothing."""
+        self.boots += 1
+        self.powered = True
+        self._attempt = 0
+        self.leds, self.buzzer = {}, ""
+        self._boot_core()
+        self.client = self._client()
+        self.task = self.fleet.loop.create_task(self.run(0.0, fresh=False), name=self.id)
+        self.fleet.tasks.append(self.task)
+
     def restore_link(self) -> None:
         self.linked = True
         self._attempt = 0
@@ -229,6 +274,8 @@ class SimUnit:
     # -- the core's actions ----------------------------------------------------------
 
     def execute(self, actions: list[Action]) -> None:
+        if not self.powered:
+            return
         for action in actions:
             if action.kind == PUBLISH:
                 if self.fleet.options.latency_s > 0:
@@ -247,6 +294,8 @@ class SimUnit:
                 )
 
     def _publish(self, action: Action) -> None:
+        if not self.powered:
+            return
         info = self.client.publish(
             action.topic, action.payload, qos=action.qos, retain=action.retain
         )
@@ -262,9 +311,11 @@ class SimUnit:
             return
         pressed, released = (0, 1) if self.config.core.active_low else (1, 0)
         self.execute(self.core.on_button(pin, pressed, self.fleet.clock.ticks()))
+        core = self.core
 
         def release() -> None:
-            self.execute(self.core.on_button(pin, released, self.fleet.clock.ticks()))
+            if self.powered and core is self.core:  # not on a unit that died meanwhile
+                self.execute(core.on_button(pin, released, self.fleet.clock.ticks()))
 
         self.fleet.loop.call_later(hold_s, release)
 
@@ -339,14 +390,15 @@ class SimUnit:
             self.vehicle.patrol()
             self.mission = "patrol"
 
-    async def run(self, phase_s: float) -> None:
+    async def run(self, phase_s: float, fresh: bool = True) -> None:
         await asyncio.sleep(phase_s)
+        boot = self.boots
         self.execute(self.core.start(self.fleet.clock.ticks(), int(time.time() * 1000)))
         self.connect()
-        if self.fleet.options.rider:
+        if fresh and self.fleet.options.rider:
             self.press(status.name_of(status.AVAILABLE))
         next_second = time.monotonic()
-        while not self.fleet.stopping:
+        while not self.fleet.stopping and self.powered and boot == self.boots:
             next_second += 1.0
             self.lag_s = max(0.0, time.monotonic() - next_second + 1.0)  # how late this second is
             self.lag_max_s = max(self.lag_max_s, self.lag_s)
@@ -379,6 +431,8 @@ class SimUnit:
         return self.gps.observe(self.vehicle, int(time.time() * 1000))
 
     def stop(self) -> None:
+        if not self.powered:
+            return
         if self._reconnect is not None:
             self._reconnect.cancel()
         if self.connected:
@@ -398,6 +452,7 @@ class Fleet:
         self.clock = MonotonicClock()
         self.stats = FleetStats()
         self.stopping = False
+        self.tasks: list[asyncio.Task[None]] = []
         self.streets = StreetMap.generate(options.center, seed=options.seed)
         self._contexts: dict[str, ssl.SSLContext] = {}
         configs = load_units(options.deployment, options.units, options.unit_ids)
@@ -430,10 +485,11 @@ class Fleet:
         self, duration_s: float | None = None, progress: Callable[[Fleet], None] | None = None
     ) -> None:
         spread = self.options.connect_spread_s
-        tasks = [
-            asyncio.create_task(unit.run(spread * i / max(1, len(self.units))), name=unit.id)
-            for i, unit in enumerate(self.units)
-        ]
+        for i, unit in enumerate(self.units):
+            unit.task = asyncio.create_task(
+                unit.run(spread * i / max(1, len(self.units))), name=unit.id
+            )
+            self.tasks.append(unit.task)
         started = time.monotonic()
         try:
             while duration_s is None or time.monotonic() - started < duration_s:
@@ -445,9 +501,9 @@ class Fleet:
             for unit in self.units:
                 unit.stop()
             await asyncio.sleep(0.3)  # the DISCONNECTs go out
-            for task in tasks:
+            for task in self.tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
     def connected(self) -> int:
         return sum(u.connected for u in self.units)

@@ -7,11 +7,6 @@ A broker that does not start fails the test with mosquitto's own output; it is n
 
 from __future__ import annotations
 
-import shutil
-import socket
-import ssl
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,28 +14,24 @@ from pathlib import Path
 import pytest
 
 from balise.cli import main as balise_main
+from simulators import processes
+from simulators.errors import SimulatorError
 from tests.gpsfake_helpers import GpsFake
 from tests.mqtt_helpers import Broker, Deployment
 
 UNIT_IDS = ("KEN-M01", "KEN-C01")
 BROKER_HOST = "127.0.0.1"
-BROKER_START_S = 10.0
-BROKER_STOP_S = 5.0
 
 
 def free_port(host: str = BROKER_HOST) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return processes.free_port(host)
 
 
 def mosquitto_program() -> str:
-    # mosquitto lives in /usr/sbin, which is not always on PATH
-    program = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    if program is None:
-        pytest.fail("mosquitto is not installed: run scripts/system-deps.sh")
-    return program
+    try:
+        return processes.mosquitto_program()
+    except SimulatorError as exc:
+        pytest.fail(f"{exc}: run scripts/system-deps.sh")
 
 
 def provision(directory: Path, unit_ids: tuple[str, ...], port: int, *extra: str) -> Deployment:
@@ -64,31 +55,18 @@ def broker(deployment: Deployment, tmp_path: Path) -> Iterator[Broker]:
 
 def start_broker(deployment: Deployment, log_path: Path) -> Broker:
     """Start mosquitto on `deployment` and return once it completes a TLS handshake."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [mosquitto_program(), "-c", str(deployment.conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    mosquitto_program()  # fails the test with the install hint
+    try:
+        process = processes.start_mosquitto(
+            deployment.conf, deployment.host, deployment.port, deployment.ca_cert, log_path
         )
-    broker = Broker(deployment, process, log_path)
-    deadline = time.monotonic() + BROKER_START_S
-    while not _accepts_tls(deployment):
-        if process.poll() is not None:
-            pytest.fail(f"mosquitto exited with status {process.returncode}:\n{broker.log()}")
-        if time.monotonic() > deadline:
-            stop_broker(broker)
-            pytest.fail(f"mosquitto did not accept TLS within {BROKER_START_S} s:\n{broker.log()}")
-        time.sleep(0.02)
-    return broker
+    except SimulatorError as exc:
+        pytest.fail(str(exc))
+    return Broker(deployment, process, log_path)
 
 
 def stop_broker(broker: Broker) -> None:
-    broker.process.terminate()
-    try:
-        broker.process.wait(timeout=BROKER_STOP_S)
-    except subprocess.TimeoutExpired:
-        broker.process.kill()
-        broker.process.wait()
+    processes.stop_process(broker.process)
 
 
 @contextmanager
@@ -102,18 +80,6 @@ def running_broker(deployment: Deployment, log_path: Path) -> Iterator[Broker]:
         stop_broker(broker)
     if died is not None:
         pytest.fail(f"mosquitto died during the test ({died}):\n{broker.log()}")
-
-
-def _accepts_tls(deployment: Deployment) -> bool:
-    context = ssl.create_default_context(cafile=str(deployment.ca_cert))
-    try:
-        with (
-            socket.create_connection((deployment.host, deployment.port), timeout=1.0) as raw,
-            context.wrap_socket(raw, server_hostname=deployment.host),
-        ):
-            return True
-    except OSError:  # refused while starting; ssl.SSLError is an OSError too
-        return False
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ kills it on exit. `Api` is an httpx client that logs in as a browser does
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from simulators import processes
+from simulators.errors import SimulatorError
 from tests.mqtt_helpers import Broker
 
 WAIT_S = 20.0
@@ -61,53 +59,17 @@ def create_token(config: Path, name: str, role: str) -> str:
     return result.stdout.strip()
 
 
-class GatewayProcess:
+class GatewayProcess(processes.GatewayProcess):
+    """simulators/processes.py's gateway, started at once; one that does not come up fails."""
+
     def __init__(
         self, broker: Broker, db: Path, http_port: int | None = None, config: Path | None = None
     ) -> None:
-        self.config = config or broker.deployment.directory / "gateway.toml"
-        self.http_port = http_port or free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        argv = ["gateway", "--config", str(self.config), "--db", str(db)]
-        argv += ["--http", f"127.0.0.1:{self.http_port}"]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "balise", *argv], stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self._connected = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._connected.wait(WAIT_S) or not self._answers():
-            self.kill()
-            pytest.fail("the gateway did not come up:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if "connected to" in line:
-                self._connected.set()
-
-    def _answers(self) -> bool:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                httpx.get(f"{self.url}/health", timeout=1.0)
-                return True
-            except httpx.TransportError:
-                time.sleep(0.05)
-        return False
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        self.process.terminate()
-        return self.process.wait(10)
+        super().__init__(config or broker.deployment.directory / "gateway.toml", db, http_port)
+        try:
+            self.start()
+        except SimulatorError as exc:
+            pytest.fail(str(exc))
 
 
 @contextmanager

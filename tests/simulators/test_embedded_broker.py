@@ -15,31 +15,26 @@ from pathlib import Path
 import pytest
 from amqtt.contexts import Action
 
-from simulators import amqtt_rules, demo, embedded_broker
+from simulators import amqtt_rules, demo, embedded_broker, processes
 from simulators.errors import SimulatorError
-from tests.conftest import _accepts_tls, stop_broker
 from tests.mqtt_helpers import Broker, Deployment, attempt_connect, connected
 
 pytestmark = pytest.mark.broker
-START_S = 20.0
 QUIET_S = 1.0  # how long a dropped message is given to show up anyway
 
 
 @pytest.fixture
 def amqtt(deployment: Deployment, tmp_path: Path) -> Iterator[Broker]:
     log_path = tmp_path / "amqtt.log"
-    with log_path.open("wb") as log:
-        process = embedded_broker.start(deployment.directory, log)
-    broker = Broker(deployment, process, log_path)
+    process = processes.BrokerProcess(
+        deployment.directory, deployment.host, deployment.port, log_path, embedded=True
+    )
+    process.start()  # returns once amqtt completes a TLS handshake
+    assert process.process is not None
     try:
-        deadline = time.monotonic() + START_S
-        while not _accepts_tls(deployment):
-            assert process.poll() is None, f"amqtt exited:\n{broker.log()}"
-            assert time.monotonic() < deadline, f"amqtt did not accept TLS:\n{broker.log()}"
-            time.sleep(0.1)
-        yield broker
+        yield Broker(deployment, process.process, log_path)
     finally:
-        stop_broker(broker)
+        process.stop()
 
 
 def _log_in(broker: Broker, user: str, password: str) -> str | None:
@@ -118,13 +113,13 @@ def test_the_rules_match_the_mosquitto_acl(
 def test_auto_takes_mosquitto_when_installed_and_amqtt_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(embedded_broker, "mosquitto_program", lambda: "/usr/sbin/mosquitto")
+    monkeypatch.setattr(processes, "find_mosquitto", lambda: "/usr/sbin/mosquitto")
     assert demo.choose_broker("auto") == "mosquitto"
     assert demo.choose_broker("embedded") == "embedded"
-    monkeypatch.setattr(embedded_broker, "mosquitto_program", lambda: None)
+    monkeypatch.setattr(processes, "find_mosquitto", lambda: None)
     assert demo.choose_broker("auto") == "embedded"
     with pytest.raises(SimulatorError, match=r"mosquitto is not installed.*--broker embedded"):
-        demo._mosquitto()
+        processes.mosquitto_program()
 
 
 def test_a_deployment_without_units_is_refused_by_name(deployment: Deployment) -> None:
