@@ -228,6 +228,7 @@ def wire_section(drive_s: int, seed: int) -> tuple[str, list[drives.Sample]]:
                 "KB/h",
                 "in flight max",
                 "p95",
+                "landed max",
                 "fixed 5 s KB/h",
             ),
             seed_rows(seed, drive_s),
@@ -256,6 +257,7 @@ def seed_rows(seed: int, drive_s: int) -> list[list[str]]:
                 kib(unit.wire.total() * per_hour),
                 num(max(unit.errors.in_flight)),
                 num(replay.percentile(unit.errors.in_flight, 0.95)),
+                num(max(unit.errors.landed)),
                 kib(fixed.wire.total() * per_hour),
             ]
         )

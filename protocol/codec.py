@@ -470,6 +470,15 @@ def topic_of(message):
     return topics.topic(message.unit, message.KIND)
 
 
+def as_received(message):
+    """The message as its receiver decodes it: every number at the wire's precision.
+
+    What the command room draws is the decoded report, so a bound checked against the
+    sender's unrounded values can be off by the rounding.
+    """
+    return decode(topic_of(message), encode(message))
+
+
 def encode(message):
     """Message -> payload bytes; raises a ProtocolError if the message is not valid.
 

@@ -545,7 +545,9 @@ class Unit:
             reason=reason,
             **self._fix_time(fix, tick_ms),
         )
-        self.policy.reported(fix, position, tick_ms)
+        # The policy predicts from the report as the command room decodes it (rounded),
+        # so its bound holds for what the room draws, not for the unit's own values.
+        self.policy.reported(fix, codec.as_received(position), tick_ms)
         self.outbox.add(position, tick_ms)
         return self._drain()
 

@@ -306,3 +306,12 @@ def test_a_receiver_that_goes_quiet_is_a_lost_fix():
     harness.advance(2)
     assert sent(harness.advance(4), "pos")[-1].reason == "fix_lost"
     assert leds(harness.actions, "gps")[-1] == BLINK
+
+
+def test_the_bound_is_kept_against_the_report_the_command_room_decodes():
+    # 7 decimals from the receiver; the wire carries fewer, and the room draws what it decodes.
+    harness = Harness()
+    harness.link(True)
+    reported = sent(harness.fix(lat=34.26101234, lon=-6.58021256, speed=12.344, heading=270.04))
+    assert reported[-1].lat != 34.26101234
+    assert harness.unit.policy.last_report == reported[-1]
