@@ -77,6 +77,8 @@ class Position(Message):
 
     KIND = "pos"
     FIELDS = _ENVELOPE + _FIX_FIELDS + ("reason",)
+    # The common case, which the wire leaves out (protocol.codec: no `r` means "moved").
+    DEFAULTS = {"clock_time": False, "reason": "moved"}
 
 
 class Batch(Message):

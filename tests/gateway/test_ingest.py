@@ -82,7 +82,8 @@ def test_a_late_backfill_goes_to_history_but_never_moves_the_unit_back(pipeline:
 
 def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline) -> None:
     t = pipeline.now_ms
-    spoofed = codec.encode(StatusChange(unit="KEN-C01", seq=9, t_ms=t, status=6))
+    # A payload that names its unit (as every one did before protocol 1.1) must match the topic.
+    spoofed = b'{"v":1,"u":"KEN-C01","q":9,"t":%d,"st":6}' % t
     pipeline.feed(
         position(2, t),
         raw=[

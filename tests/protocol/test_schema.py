@@ -37,14 +37,33 @@ def _keys(fields: tuple[codec.Field, ...]) -> set[str]:
 
 
 def _required(fields: tuple[codec.Field, ...]) -> set[str]:
-    return {field.key for field in fields if field.required}
+    return {field.key for field in fields if field.on_wire_required()}
 
 
 @pytest.mark.parametrize("kind", topics.UPLINK_KINDS)
 def test_uplink_schema_has_exactly_the_codec_fields(kind: str) -> None:
     fields = codec.UPLINK[kind][1]
+    # `v` and `u` stay allowed (units before 1.1 send them) but are no longer required.
     assert set(schema(kind)["properties"]) == {"v", "u"} | _keys(fields)
-    assert set(schema(kind)["required"]) == {"v", "u"} | _required(fields)
+    assert set(schema(kind)["required"]) == _required(fields)
+
+
+@pytest.mark.parametrize("kind", topics.UPLINK_KINDS)
+def test_payloads_of_units_before_1_1_validate(kind: str) -> None:
+    paths = examples("legacy/" + kind)
+    assert paths, kind
+    for path in paths:
+        payload = json.loads(path.read_text())
+        assert {"v", "u"} <= set(payload), path.name
+        validator(kind).validate(payload)
+
+
+def test_defaults_match_the_codec() -> None:
+    items = schema("batch")["properties"]["ps"]["items"]["properties"]
+    for properties in (schema("pos")["properties"], items):
+        for field in codec.POSITION_FIELDS:
+            wire = field.default if field.table is None else field.table.get(field.default)
+            assert properties[field.key].get("default") == wire, field.key
 
 
 def test_batch_items_are_position_fields() -> None:
