@@ -22,6 +22,8 @@ NUMBERS = {
     "min_interval_s": (1.0, 0, 3600),
     "max_hdop": (5.0, 0.5, 99.99),
     "health_interval_s": (60.0, 5, 3600),
+    # Every n-th health carries every field; the others only what changed (core/health.py).
+    "health_full_every": (10, 1, 1000),
     "gps_time_trust_fixes": (3, 1, 100),
     "max_inflight": (10, 1, 100),
 }

@@ -12,7 +12,7 @@ from gateway.ingest import Incoming, Ingest
 from gateway.state import LiveState
 from gateway.store.sqlite import SqliteStore
 from protocol import codec
-from protocol.messages import Ack, Batch, Online, Position, Sos, StatusChange
+from protocol.messages import Ack, Batch, Health, Online, Position, Sos, StatusChange
 
 UNIT = "KEN-M01"
 
@@ -152,3 +152,32 @@ def test_live_state_is_rebuilt_from_the_store_after_a_restart(tmp_path: Path) ->
     second.state.apply(second.store.latest())
     view = second.view()
     assert (view["position"]["lat"], view["status"], view["online"]) == (34.25, "on_scene", True)
+
+
+def test_health_keeps_the_fields_a_short_health_leaves_out(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    pipeline.feed(Online(unit=UNIT, seq=1, t_ms=t - 200_000, online=True, firmware="1.1.0"))
+    full = Health(
+        unit=UNIT,
+        seq=2,
+        t_ms=t - 120_000,
+        cpu_temp_c=49.0,
+        disk_free_mb=12000,
+        outbox_depth=0,
+        sats=9,
+        hdop=0.9,
+        uptime_s=60,
+    )
+    pipeline.feed(full)
+    # What changed, and the uptime (firmware/core/health.py).
+    pipeline.feed(Health(unit=UNIT, seq=3, t_ms=t - 60_000, sats=11, uptime_s=120))
+    health = pipeline.view()["health"]
+    assert (health["sats"], health["uptime_s"], health["seq"]) == (11, 120, 3)
+    assert (health["cpu_temp_c"], health["disk_free_mb"], health["supply_v"]) == (49, 12000, None)
+    assert health["firmware"] == "1.1.0"  # from `online`
+    # A late, older health fills in what is unknown but overrides nothing newer.
+    late = Health(unit=UNIT, seq=0, t_ms=t - 180_000, sats=4, hdop=2.5, supply_v=12.6)
+    pipeline.feed(late)
+    health = pipeline.view()["health"]
+    assert (health["sats"], health["hdop"], health["supply_v"]) == (11, 0.9, 12.6)
+    assert (health["seq"], health["uptime_s"]) == (3, 120)
