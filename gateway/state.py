@@ -92,6 +92,7 @@ class UnitState:
                 "t": p.t_ms,
                 "speed_mps": p.speed_mps,
                 "heading_deg": p.heading_deg,
+                "accel_mps2": p.accel_mps2,
                 "acc_m": p.acc_m,
                 "hdop": p.hdop,
                 "predicted": {"lat": lat, "lon": lon, "t": now_ms},

@@ -293,6 +293,8 @@ POSITION_FIELDS = ENVELOPE_FIELDS + (
     LON,
     SPEED,
     HEADING,
+    # Along the course, negative when braking (1.1); the predictor draws braking to a stop.
+    Field("accel_mps2", "ax", "num", False, -20, 20, 1),
     Field("alt_m", "al", "num", False, -1000, 20000, 0),
     ACCURACY,
     HDOP,

@@ -56,6 +56,7 @@ _FIX_FIELDS = (
     "lon",
     "speed_mps",
     "heading_deg",
+    "accel_mps2",
     "alt_m",
     "acc_m",
     "hdop",

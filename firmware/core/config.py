@@ -39,6 +39,13 @@ class UnitConfig:
         self.buttons = settings.pop("buttons", DEFAULT_BUTTONS)
         self.sos_hold_button = settings.pop("sos_hold_button", None)
         self.active_low = settings.pop("active_low", True)
+        # Nothing in the command room uses a position's altitude (the track, the API and the
+        # console are 2D), so by default `pos` leaves it out: 8 bytes a report.
+        self.report_altitude = settings.pop("report_altitude", False)
+        if type(self.report_altitude) is not bool:
+            raise ConfigError(
+                "report_altitude: must be true or false, got %r" % (self.report_altitude,)
+            )
         for name, (default, lo, hi) in NUMBERS.items():
             setattr(self, name, _number(name, settings.pop(name, default), lo, hi))
         if settings:

@@ -542,7 +542,10 @@ class Unit:
             lon=fix.lon if usable else None,
             speed_mps=fix.speed_mps if usable else None,
             heading_deg=fix.heading_deg if usable else None,
-            alt_m=fix.alt_m if usable and fix.mode == MODE_3D else None,
+            accel_mps2=self.policy.braking_mps2 if usable else None,
+            alt_m=fix.alt_m
+            if usable and fix.mode == MODE_3D and self.config.report_altitude
+            else None,
             acc_m=fix.acc_m if usable else None,
             hdop=fix.hdop,
             fix=fix.mode if usable else FIX_NONE,

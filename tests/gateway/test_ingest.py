@@ -11,7 +11,7 @@ import pytest
 from gateway.ingest import Incoming, Ingest
 from gateway.state import LiveState
 from gateway.store.sqlite import SqliteStore
-from protocol import codec
+from protocol import codec, predictor
 from protocol.messages import Ack, Batch, Health, Online, Position, Sos, StatusChange
 
 UNIT = "KEN-M01"
@@ -181,3 +181,16 @@ def test_health_keeps_the_fields_a_short_health_leaves_out(pipeline: Pipeline) -
     health = pipeline.view()["health"]
     assert (health["sats"], health["hdop"], health["supply_v"]) == (11, 0.9, 12.6)
     assert (health["seq"], health["uptime_s"]) == (3, 120)
+
+
+def test_a_braking_report_is_extrapolated_to_its_stop(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    braking = position(7, t - 20_000, lat=34.26, lon=-6.58).replace(
+        speed_mps=10.0, heading_deg=0.0, accel_mps2=-2.5
+    )
+    pipeline.feed(braking)
+    view = pipeline.view()["position"]
+    assert view["accel_mps2"] == -2.5
+    # 10 m/s braking at 2.5 m/s^2 stops 20 m on (constant speed would say 200 m).
+    north = predictor.distance_m(34.26, -6.58, view["predicted"]["lat"], view["predicted"]["lon"])
+    assert abs(north - 20.0) < 0.1

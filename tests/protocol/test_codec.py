@@ -55,7 +55,14 @@ def examples():
     """One message of every kind and command, with most fields set."""
     return [
         position(
-            speed_mps=12.5, heading_deg=270, alt_m=12, acc_m=4, hdop=0.9, sats=9, reason="heartbeat"
+            speed_mps=12.5,
+            heading_deg=270,
+            accel_mps2=-2.5,
+            alt_m=12,
+            acc_m=4,
+            hdop=0.9,
+            sats=9,
+            reason="heartbeat",
         ),
         Position(unit=UNIT, seq=11, t_ms=T0, fix=1, reason="fix_lost"),
         Batch(

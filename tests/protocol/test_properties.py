@@ -53,6 +53,7 @@ def positions(draw: st.DrawFn, unit: str | None = None, seq: int | None = None) 
         lon=draw(num(-180, 180)) if has_fix else None,
         speed_mps=draw(optional(num(0, 150))),
         heading_deg=draw(optional(num(0, 360))),
+        accel_mps2=draw(optional(num(-20, 20))),
         alt_m=draw(optional(num(-1000, 20000))),
         acc_m=draw(optional(num(0, 100000))),
         hdop=draw(optional(num(0, 99.99))),
