@@ -85,7 +85,24 @@ def test_cmd_schema_has_every_command_field() -> None:
     for name, (_, fields) in codec.COMMANDS.items():
         extra = _required(fields) - _required(codec.COMMAND_ENVELOPE)
         assert required_by_command.get(name, set()) == extra, name
-    assert set(cmd["properties"]["set"]["properties"]) == set(codec.CONFIG_RANGES)
+    assert set(cmd["$defs"]["set"]["properties"]) == set(codec.CONFIG_RANGES)
+    # Each command's own fields are typed for that command only.
+    typed = {
+        rule["if"]["properties"]["k"]["const"]: set(rule["then"]["properties"])
+        for rule in cmd["allOf"]
+    }
+    for name, (_, fields) in codec.COMMANDS.items():
+        assert typed.get(name, set()) == _keys(fields) - _keys(codec.COMMAND_ENVELOPE), name
+    assert set(cmd["$defs"]) == every - _keys(codec.COMMAND_ENVELOPE)
+
+
+def test_a_command_ignores_another_commands_field_as_the_codec_does() -> None:
+    # Found by the mutation property test: the codec ignores `r` on a ping (not its field),
+    # so the schema must not type it there.
+    payload = b'{"v":1,"k":"ping","c":0,"t":0,"r":null}'
+    codec.decode("balise/v1/KEN-M01/cmd", payload)
+    validator("cmd").validate(json.loads(payload))
+    assert not validator("cmd").is_valid(json.loads(payload.replace(b"ping", b"ack")))
 
 
 def test_status_codes_match_the_catalogue() -> None:
