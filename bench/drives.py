@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,12 @@ HDOP_MEAN = 1.0
 SPEED_NOISE_MPS = 0.1
 COURSE_FROZEN_BELOW_MPS = 0.3
 
-NMEA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "nmea"
+# The repository's sibling shared/nmea/; BALISE_NMEA_DIR names another (a git worktree
+# elsewhere has no such sibling).
+NMEA_DIR = Path(
+    os.environ.get("BALISE_NMEA_DIR")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "nmea"
+)
 
 
 @dataclass

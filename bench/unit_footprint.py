@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from bench import drives, live, replay
+from firmware.core import reporting
 from protocol import codec
 
 GOAL_RSS_MB = 30
@@ -52,6 +53,8 @@ VARIANTS = (
     ("threshold 50 m", {"threshold_m": 50.0}),
     ("health every 300 s", {"health_interval_s": 300.0}),
     ("threshold 50 m, health 300 s", {"threshold_m": 50.0, "health_interval_s": 300.0}),
+    ("every health in full", {"health_full_every": 1}),
+    ("altitude in every pos", {"report_altitude": True}),
 )
 
 
@@ -228,6 +231,7 @@ def wire_section(drive_s: int, seed: int) -> tuple[str, list[drives.Sample]]:
                 "KB/h",
                 "in flight max",
                 "p95",
+                "landed max",
                 "fixed 5 s KB/h",
             ),
             seed_rows(seed, drive_s),
@@ -256,16 +260,28 @@ def seed_rows(seed: int, drive_s: int) -> list[list[str]]:
                 kib(unit.wire.total() * per_hour),
                 num(max(unit.errors.in_flight)),
                 num(replay.percentile(unit.errors.in_flight, 0.95)),
+                num(max(unit.errors.landed)),
                 kib(fixed.wire.total() * per_hour),
             ]
         )
     return rows
 
 
+def without_braking(samples: list[drives.Sample]) -> replay.Reporter:
+    """The unit as before `ax`: reports carry no braking, so the room draws constant velocity."""
+    saved = reporting.BRAKING_MIN_MPS2
+    reporting.BRAKING_MIN_MPS2 = math.inf
+    try:
+        return replay.replay_unit(samples)[0]
+    finally:
+        reporting.BRAKING_MIN_MPS2 = saved
+
+
 def variant_rows(samples: list[drives.Sample], default: replay.Reporter) -> list[list[str]]:
     runs = [("defaults", default)]
     for name, settings in VARIANTS:
         runs.append((name, replay.replay_unit(samples, settings)[0]))
+    runs.append(("no braking in reports (ax)", without_braking(samples)))
     rows = []
     for name, reporter in runs:
         per_hour = 3600 / reporter.duration_s

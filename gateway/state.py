@@ -72,7 +72,8 @@ class UnitState:
     online: bool = False
     online_since_ms: int | None = None
     last_seen_ms: int | None = None  # gateway clock, any message
-    health: Any = None
+    health: Any = None  # a protocol Health: each field the newest value any health gave
+    firmware: str | None = None  # from `online` (health leaves it out but every 10th time)
     alarm: Alarm | None = None
     stale: bool = False
     assignment: Assignment | None = None
@@ -91,6 +92,7 @@ class UnitState:
                 "t": p.t_ms,
                 "speed_mps": p.speed_mps,
                 "heading_deg": p.heading_deg,
+                "accel_mps2": p.accel_mps2,
                 "acc_m": p.acc_m,
                 "hdop": p.hdop,
                 "predicted": {"lat": lat, "lon": lon, "t": now_ms},
@@ -109,8 +111,15 @@ class UnitState:
             "fix": self.fix,
             "position": position,
             "sos": _alarm_view(self.alarm),
-            "health": self.health.values() if self.health is not None else None,
+            "health": self._health_view(),
         }
+
+    def _health_view(self) -> dict[str, Any] | None:
+        if self.health is None:
+            return None
+        values: dict[str, Any] = self.health.values()
+        values["firmware"] = self.firmware or values["firmware"]
+        return values
 
 
 def _alarm_view(alarm: Alarm | None) -> dict[str, Any] | None:
@@ -263,8 +272,19 @@ def _apply_sos(state: UnitState, record: Record) -> None:
 
 
 def _apply_health(state: UnitState, record: Record) -> None:
-    if _newer(state, record):
-        state.health = record.message
+    # Since protocol 1.1 a health carries only what changed (firmware/core/health.py): a
+    # field it leaves out keeps the value of an earlier one. A late, older health fills in
+    # only what is still unknown.
+    message = record.message
+    newer = _newer(state, record)
+    if state.health is None:
+        state.health = message
+        return
+    merged = state.health.values()
+    for name, value in message.values().items():
+        if value is not None and (newer or merged[name] is None):
+            merged[name] = value
+    state.health = type(message)(**merged)
 
 
 def _apply_online(state: UnitState, record: Record) -> None:
@@ -283,6 +303,8 @@ def _apply_online(state: UnitState, record: Record) -> None:
     if message.online != state.online:
         state.online_since_ms = record.received_ms
     state.online = message.online
+    if message.firmware is not None:
+        state.firmware = message.firmware
 
 
 _APPLY = {

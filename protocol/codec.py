@@ -12,6 +12,7 @@ are checked against. Runs on MicroPython: no dataclasses, no typing.
 """
 
 import json
+import math
 
 from protocol import status, topics
 from protocol.errors import (
@@ -24,6 +25,7 @@ from protocol.errors import (
     UnsupportedVersion,
 )
 from protocol.messages import (
+    FIX_3D,
     FIX_NONE,
     SOS_CANCEL,
     SOS_RAISE,
@@ -70,7 +72,16 @@ class Field:
     """One field of a message: attribute name, wire key, type and limits."""
 
     def __init__(
-        self, attr, key, kind, required=False, lo=None, hi=None, decimals=None, table=None
+        self,
+        attr,
+        key,
+        kind,
+        required=False,
+        lo=None,
+        hi=None,
+        decimals=None,
+        table=None,
+        default=None,
     ):
         self.attr = attr
         self.key = key
@@ -80,6 +91,12 @@ class Field:
         self.hi = hi
         self.decimals = decimals
         self.table = table  # enum: attribute value -> wire value
+        # The value an absent key means: encoders leave it out, decoders put it back.
+        self.default = default
+
+    def on_wire_required(self):
+        """The key must be in every payload (required, and no default stands in for it)."""
+        return self.required and self.default is None
 
     def fail(self, problem, value):
         raise BadValue(
@@ -99,9 +116,23 @@ class Field:
         """Attribute value -> JSON text (numbers at the field's precision)."""
         if self.kind == "enum":
             value = self.table.get(value, value)
-        elif type(value) is float and (value != value or value in (float("inf"), float("-inf"))):
-            self.fail("must be a finite number", value)
+        elif type(value) is float:
+            if value != value or value in (float("inf"), float("-inf")):
+                self.fail("must be a finite number", value)
+            value = self._within_range_rounded(value)
         return _value_text(value, self.decimals)
+
+    def _within_range_rounded(self, value):
+        # Rounding must not carry a value over its limit (99.99 at 1 decimal is 100.0):
+        # such a value is written as the nearest one at this precision inside the range.
+        if self.decimals is None:
+            return value
+        step = 10**-self.decimals
+        if self.hi is not None and self.hi < round(value, self.decimals) <= self.hi + step:
+            return math.floor(self.hi / step) * step
+        if self.lo is not None and self.lo - step <= round(value, self.decimals) < self.lo:
+            return math.ceil(self.lo / step) * step
+        return value
 
 
 def _read_int(field, value):
@@ -235,12 +266,15 @@ ENVELOPE_FIELDS = (
     Field("t_ms", "t", "int", True, 0, MAX_SAFE_INT),
     Field("clock_time", "ct", "flag"),
 )
-LAT = Field("lat", "la", "num", False, -90, 90, 6)
-LON = Field("lon", "lo", "num", False, -180, 180, 6)
-SPEED = Field("speed_mps", "sp", "num", False, 0, 150, 2)
+# Precision is what the command room can use, not what the receiver gives: 5 decimals of
+# a degree is 1.1 m (a receiver's error is metres), 0.1 m/s of speed is 3 m over the
+# predictor's 30 s; the unit checks its bound against these rounded values.
+LAT = Field("lat", "la", "num", False, -90, 90, 5)
+LON = Field("lon", "lo", "num", False, -180, 180, 5)
+SPEED = Field("speed_mps", "sp", "num", False, 0, 150, 1)
 HEADING = Field("heading_deg", "hd", "num", False, 0, 360, 1)
-ACCURACY = Field("acc_m", "ac", "num", False, 0, 100000, 1)
-HDOP = Field("hdop", "hp", "num", False, 0, 99.99, 2)
+ACCURACY = Field("acc_m", "ac", "num", False, 0, 100000, 0)
+HDOP = Field("hdop", "hp", "num", False, 0, 99.99, 1)
 SATS = Field("sats", "sa", "int", False, 0, 255)
 FIRMWARE = Field("firmware", "fw", "str", hi=32)
 
@@ -259,12 +293,14 @@ POSITION_FIELDS = ENVELOPE_FIELDS + (
     LON,
     SPEED,
     HEADING,
-    Field("alt_m", "al", "num", False, -1000, 20000, 1),
+    # Along the course, negative when braking (1.1); the predictor draws braking to a stop.
+    Field("accel_mps2", "ax", "num", False, -20, 20, 1),
+    Field("alt_m", "al", "num", False, -1000, 20000, 0),
     ACCURACY,
     HDOP,
-    Field("fix", "fx", "int", True, 1, 3),
+    Field("fix", "fx", "int", True, 1, 3, default=FIX_3D),
     SATS,
-    Field("reason", "r", "enum", table=REASON_CODES),
+    Field("reason", "r", "enum", table=REASON_CODES, default="moved"),
 )
 BATCH_FIELDS = (Field("items", "ps", "items", True),)
 STATUS_FIELDS = ENVELOPE_FIELDS + (
@@ -283,14 +319,14 @@ SOS_FIELDS = ENVELOPE_FIELDS + (
     HEADING,
 )
 HEALTH_FIELDS = ENVELOPE_FIELDS + (
-    Field("cpu_temp_c", "tc", "num", False, -60, 150, 1),
+    Field("cpu_temp_c", "tc", "num", False, -60, 150, 0),
     Field("disk_free_mb", "df", "int", False, 0, MAX_SAFE_INT),
     Field("outbox_depth", "ob", "int", False, 0, MAX_SAFE_INT),
     SATS,
     HDOP,
     Field("uptime_s", "up", "int", False, 0, MAX_SAFE_INT),
     FIRMWARE,
-    Field("supply_v", "vb", "num", False, 0, 60, 2),
+    Field("supply_v", "vb", "num", False, 0, 60, 1),
 )
 ONLINE_FIELDS = ENVELOPE_FIELDS + (Field("online", "on", "bool", True), FIRMWARE)
 
@@ -369,6 +405,8 @@ def _read_fields(fields, obj):
     for field in fields:
         if field.key in obj:
             values[field.attr] = field.read(obj[field.key])
+        elif field.default is not None:
+            values[field.attr] = field.default
         elif field.required:
             raise MissingField("missing field %r (%s)" % (field.key, field.attr), field.key)
         elif field.kind == "flag":
@@ -381,7 +419,7 @@ def _write_fields(fields, message):
     pairs = []
     for field in fields:
         value = getattr(message, field.attr)
-        if value is None or (field.kind == "flag" and not value):
+        if value is None or (field.kind == "flag" and not value) or value == field.default:
             continue
         pairs.append((field.key, field.write(value)))
     return pairs
@@ -414,8 +452,11 @@ def _load(kind, payload):
     return obj
 
 
-def _check_version(obj):
+def _check_version(obj, required):
+    """`v` is required on commands; on uplink the topic's `v1` says it, so it may be left out."""
     if "v" not in obj:
+        if not required:
+            return
         raise MissingField("missing field 'v' (version)", "v")
     version = obj["v"]
     if type(version) is not int:
@@ -438,9 +479,8 @@ def _decode_command(unit, obj):
 
 
 def _decode_uplink(unit, kind, obj):
-    if "u" not in obj:
-        raise MissingField("missing field 'u' (unit)", "u")
-    if obj["u"] != unit:
+    # The topic names the unit; `u` (which units before 1.1 always sent) may repeat it.
+    if "u" in obj and obj["u"] != unit:
         raise UnitMismatch(
             "payload names unit %s but the topic names %r" % (_show(obj["u"]), unit), "u"
         )
@@ -459,7 +499,7 @@ def decode(topic, payload):
     """Topic and payload bytes -> message; raises only ProtocolError subclasses."""
     unit, kind = topics.parse(topic)
     obj = _load(kind, payload)
-    _check_version(obj)
+    _check_version(obj, kind == "cmd")
     if kind == "cmd":
         return _decode_command(unit, obj)
     return _decode_uplink(unit, kind, obj)
@@ -468,6 +508,15 @@ def decode(topic, payload):
 def topic_of(message):
     """The topic a message travels on."""
     return topics.topic(message.unit, message.KIND)
+
+
+def as_received(message):
+    """The message as its receiver decodes it: every number at the wire's precision.
+
+    What the command room draws is the decoded report, so a bound checked against the
+    sender's unrounded values can be off by the rounding.
+    """
+    return decode(topic_of(message), encode(message))
 
 
 def encode(message):
@@ -480,7 +529,8 @@ def encode(message):
         pairs = [("v", str(VERSION)), ("k", json.dumps(message.COMMAND))]
         fields = COMMANDS[message.COMMAND][1]
     elif message.KIND in UPLINK:
-        pairs = [("v", str(VERSION)), ("u", _value_text(message.unit, None))]
+        # No `v` and `u`: the topic (balise/v1/<unit>/<kind>) already says both.
+        pairs = []
         fields = UPLINK[message.KIND][1]
     else:
         raise UnknownKind("cannot encode %s" % _show(message))

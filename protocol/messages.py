@@ -56,6 +56,7 @@ _FIX_FIELDS = (
     "lon",
     "speed_mps",
     "heading_deg",
+    "accel_mps2",
     "alt_m",
     "acc_m",
     "hdop",
@@ -77,6 +78,8 @@ class Position(Message):
 
     KIND = "pos"
     FIELDS = _ENVELOPE + _FIX_FIELDS + ("reason",)
+    # The common case, which the wire leaves out (protocol.codec: no `r` means "moved").
+    DEFAULTS = {"clock_time": False, "reason": "moved"}
 
 
 class Batch(Message):

@@ -8,9 +8,15 @@ unit's threshold (plus one fix interval).
 
 Constant velocity along the reported course, for at most
 MAX_EXTRAPOLATION_S: a unit that cannot report (tunnel, dead zone) is not
-drawn driving on forever. Distances use the equirectangular approximation,
-accurate to well under 0.1% over the few kilometres involved and numerically
-sound on MicroPython's single-precision floats. Imports nothing of ours.
+drawn driving on forever. A report made while braking carries its
+deceleration (`accel_mps2` < 0), and is drawn slowing down to a stop there,
+not overshooting it: a vehicle braking at a junction mostly stops or turns.
+A positive acceleration is not extrapolated: predicting it cost more reports
+than it saved on the benchmark's drives (docs/benchmarks.md), since
+accelerations end soon and at no speed that can be foreseen. Distances use
+the equirectangular approximation, accurate to well under 0.1% over the few
+kilometres involved and numerically sound on MicroPython's single-precision
+floats. Imports nothing of ours.
 """
 
 import math
@@ -42,11 +48,20 @@ def move(lat, lon, east_m, north_m):
     return new_lat, new_lon
 
 
-def predict(lat, lon, speed_mps, heading_deg, elapsed_s):
+def travelled_m(speed_mps, elapsed_s, accel_mps2=None):
+    """Metres along the course after `elapsed_s`: constant speed, or braking to a stop."""
+    elapsed_s = min(elapsed_s, MAX_EXTRAPOLATION_S)
+    if accel_mps2 is None or accel_mps2 >= 0:
+        return speed_mps * elapsed_s
+    braking_s = min(elapsed_s, speed_mps / -accel_mps2)
+    return speed_mps * braking_s + 0.5 * accel_mps2 * braking_s * braking_s
+
+
+def predict(lat, lon, speed_mps, heading_deg, elapsed_s, accel_mps2=None):
     """Where a unit last seen at (lat, lon) is after `elapsed_s` seconds."""
     if not speed_mps or speed_mps < STATIONARY_MPS or heading_deg is None or elapsed_s <= 0:
         return lat, lon
-    travelled = speed_mps * min(elapsed_s, MAX_EXTRAPOLATION_S)
+    travelled = travelled_m(speed_mps, elapsed_s, accel_mps2)
     course = math.radians(heading_deg)
     return move(lat, lon, travelled * math.sin(course), travelled * math.cos(course))
 
@@ -54,4 +69,11 @@ def predict(lat, lon, speed_mps, heading_deg, elapsed_s):
 def predict_report(position, t_ms):
     """Where the unit of a `pos` report (protocol.messages.Position) is at time t_ms."""
     elapsed_s = (t_ms - position.t_ms) / 1000
-    return predict(position.lat, position.lon, position.speed_mps, position.heading_deg, elapsed_s)
+    return predict(
+        position.lat,
+        position.lon,
+        position.speed_mps,
+        position.heading_deg,
+        elapsed_s,
+        position.accel_mps2,
+    )

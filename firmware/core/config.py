@@ -22,6 +22,8 @@ NUMBERS = {
     "min_interval_s": (1.0, 0, 3600),
     "max_hdop": (5.0, 0.5, 99.99),
     "health_interval_s": (60.0, 5, 3600),
+    # Every n-th health carries every field; the others only what changed (core/health.py).
+    "health_full_every": (10, 1, 1000),
     "gps_time_trust_fixes": (3, 1, 100),
     "max_inflight": (10, 1, 100),
 }
@@ -37,6 +39,13 @@ class UnitConfig:
         self.buttons = settings.pop("buttons", DEFAULT_BUTTONS)
         self.sos_hold_button = settings.pop("sos_hold_button", None)
         self.active_low = settings.pop("active_low", True)
+        # Nothing in the command room uses a position's altitude (the track, the API and the
+        # console are 2D), so by default `pos` leaves it out: 8 bytes a report.
+        self.report_altitude = settings.pop("report_altitude", False)
+        if type(self.report_altitude) is not bool:
+            raise ConfigError(
+                "report_altitude: must be true or false, got %r" % (self.report_altitude,)
+            )
         for name, (default, lo, hi) in NUMBERS.items():
             setattr(self, name, _number(name, settings.pop(name, default), lo, hi))
         if settings:

@@ -341,11 +341,12 @@ class Outbox:
 
     def _batch_end(self, positions, start):
         """End index of the batch starting at `start`: within the codec's item and byte limits."""
-        envelope = len('"v":1,"u":"%s",' % self.unit)  # in a pos payload, not in a batch item
-        size = len('{"v":1,"u":"%s","ps":[]}' % self.unit)
+        # A pos payload is written as it goes into a batch: no `v` or `u` since 1.1. A record
+        # journalled by an older firmware still has them, and is counted a little too wide.
+        size = len('{"ps":[]}')
         end = start
         while end < len(positions) and end - start < codec.MAX_BATCH_ITEMS:
-            item = len(positions[end].payload) - envelope + (1 if end > start else 0)
+            item = len(positions[end].payload) + (1 if end > start else 0)
             if size + item > self.max_batch_bytes:
                 break
             size += item

@@ -11,6 +11,12 @@ report (the Unit asks with `force`). Plain Python; runs on MicroPython.
 
 from protocol import predictor
 
+# Braking harder than this is reported with the report (Doppler speed is good to about
+# 0.1 m/s, so a difference over one second is good to about 0.15 m/s^2).
+BRAKING_MIN_MPS2 = 0.8
+# Speeds further apart than this are no measure of the braking now.
+BRAKING_WINDOW_S = 2.0
+
 MOVED = "moved"
 HEARTBEAT = "heartbeat"
 FIX_LOST = "fix_lost"
@@ -36,6 +42,8 @@ class ReportingPolicy:
         self.last_report = None  # the Position last reported with a fix
         self.last_report_tick = None  # tick of the last report of any kind
         self.had_fix = None  # None until the first fix decision
+        self.braking_mps2 = None  # deceleration (< 0) at the latest fix, if braking
+        self._previous = None  # (tick, speed) of the latest usable fix with a speed
 
     def usable(self, fix):
         """A fix the command room may be shown: 2D or better, HDOP acceptable."""
@@ -46,6 +54,7 @@ class ReportingPolicy:
     def decide(self, fix, tick_ms, force=None):
         """The reason to report this fix now, or None. `force` is a reason that always reports."""
         usable = self.usable(fix)
+        self._observe(fix, usable, tick_ms)
         if usable != self.had_fix and (usable or self.had_fix):
             # First fix, or a change between fix and no fix: say so at once.
             return FIX_REGAINED if usable else FIX_LOST
@@ -71,6 +80,20 @@ class ReportingPolicy:
         if position is not None and position.lat is not None:
             self.last_report = position
 
+    def _observe(self, fix, usable, tick_ms):
+        """The deceleration between the last two usable fixes' speeds, if braking."""
+        previous = self._previous
+        speed = fix.speed_mps if usable else None
+        self._previous = None if speed is None else (tick_ms, speed)
+        self.braking_mps2 = None
+        if previous is None or speed is None:
+            return
+        elapsed_s = (tick_ms - previous[0]) / 1000
+        if 0 < elapsed_s <= BRAKING_WINDOW_S:
+            accel = (speed - previous[1]) / elapsed_s
+            if accel <= -BRAKING_MIN_MPS2:
+                self.braking_mps2 = max(accel, -20.0)
+
     def _seconds_since_report(self, tick_ms):
         if self.last_report_tick is None:
             return None
@@ -79,6 +102,6 @@ class ReportingPolicy:
     def _error_m(self, fix, since_s):
         last = self.last_report
         lat, lon = predictor.predict(
-            last.lat, last.lon, last.speed_mps, last.heading_deg, since_s or 0.0
+            last.lat, last.lon, last.speed_mps, last.heading_deg, since_s or 0.0, last.accel_mps2
         )
         return predictor.distance_m(lat, lon, fix.lat, fix.lon)

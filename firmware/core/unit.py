@@ -23,6 +23,7 @@ from firmware.core import reporting
 from firmware.core.buttons import HOLD, PRESS, RELEASE, Buttons
 from firmware.core.config import SOS, UnitConfig
 from firmware.core.fix import MODE_3D, MODE_NO_FIX, Fix
+from firmware.core.health import HealthDiff
 from firmware.core.signals import (
     ACKNOWLEDGED,
     ASSIGNMENT,
@@ -165,6 +166,7 @@ class Unit:
         self.alarm = None
         self.assignment = None
         self.next_health_tick = 0
+        self.health_diff = HealthDiff(self.config.health_full_every)
         self.seen_commands = []
         self.rejected_downlinks = 0
         self.last_fix_tick = None
@@ -231,6 +233,8 @@ class Unit:
         if token is None or message is None:
             return []
         self.outbox.on_puback(token)
+        if message.KIND == "health":
+            self.health_diff.delivered(message)
         pending = self.status_pending
         if pending is not None and message.KIND == "status" and message.seq == pending.seq:
             self.status_delivered_tick = tick_ms
@@ -281,7 +285,7 @@ class Unit:
             supply_v=supply_v,
             **self._time(tick_ms),
         )
-        self.outbox.add(health, tick_ms)
+        self.outbox.add(self.health_diff.outgoing(health), tick_ms)
         return self._drain()
 
     def sign_off(self, tick_ms):
@@ -538,14 +542,19 @@ class Unit:
             lon=fix.lon if usable else None,
             speed_mps=fix.speed_mps if usable else None,
             heading_deg=fix.heading_deg if usable else None,
-            alt_m=fix.alt_m if usable and fix.mode == MODE_3D else None,
+            accel_mps2=self.policy.braking_mps2 if usable else None,
+            alt_m=fix.alt_m
+            if usable and fix.mode == MODE_3D and self.config.report_altitude
+            else None,
             acc_m=fix.acc_m if usable else None,
             hdop=fix.hdop,
             fix=fix.mode if usable else FIX_NONE,
             reason=reason,
             **self._fix_time(fix, tick_ms),
         )
-        self.policy.reported(fix, position, tick_ms)
+        # The policy predicts from the report as the command room decodes it (rounded),
+        # so its bound holds for what the room draws, not for the unit's own values.
+        self.policy.reported(fix, codec.as_received(position), tick_ms)
         self.outbox.add(position, tick_ms)
         return self._drain()
 

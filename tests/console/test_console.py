@@ -288,3 +288,31 @@ def test_a_moving_marker_glides_along_its_predicted_position_between_reports(roo
         return box is not None and box["x"] - first["x"] >= 3 and abs(box["y"] - first["y"]) < 2
 
     wait_until(moved_east, timeout=10, what="the marker gliding east between reports")
+
+
+def test_a_braking_marker_glides_to_its_stop_and_stays(room: Room) -> None:
+    bring_up(room)
+    page = room.page
+    # Eastbound at 25 m/s braking at 2.1 m/s^2: the shared predictor stops it after 11.9 s,
+    # 149 m on; a constant-velocity marker would go on for 30 s.
+    room.fleet.send(
+        MOTO,
+        Position,
+        lat=34.2600,
+        lon=-6.5800,
+        fix=3,
+        speed_mps=25.0,
+        heading_deg=90.0,
+        accel_mps2=-2.1,
+    )
+    speed_kmh = row(page, MOTO).locator("td").nth(4)
+    expect(speed_kmh).to_have_text("90", timeout=SHOWN_WITHIN_MS)
+    marker = page.locator(f'.mk[data-unit="{MOTO}"]')
+    expect(page.locator("#details")).to_be_hidden()  # nothing selected: the map does not pan
+    first = wait_until(lambda: marker.bounding_box(), what="the marker drawn")
+    time.sleep(13)  # past the stop
+    stopped = marker.bounding_box()
+    assert stopped is not None and stopped["x"] - first["x"] >= 3, (first, stopped)  # it glided
+    time.sleep(3)
+    later = marker.bounding_box()
+    assert later is not None and abs(later["x"] - stopped["x"]) < 0.5, (stopped, later)

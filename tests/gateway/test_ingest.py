@@ -11,8 +11,8 @@ import pytest
 from gateway.ingest import Incoming, Ingest
 from gateway.state import LiveState
 from gateway.store.sqlite import SqliteStore
-from protocol import codec
-from protocol.messages import Ack, Batch, Online, Position, Sos, StatusChange
+from protocol import codec, predictor
+from protocol.messages import Ack, Batch, Health, Online, Position, Sos, StatusChange
 
 UNIT = "KEN-M01"
 
@@ -82,7 +82,8 @@ def test_a_late_backfill_goes_to_history_but_never_moves_the_unit_back(pipeline:
 
 def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline) -> None:
     t = pipeline.now_ms
-    spoofed = codec.encode(StatusChange(unit="KEN-C01", seq=9, t_ms=t, status=6))
+    # A payload that names its unit (as every one did before protocol 1.1) must match the topic.
+    spoofed = b'{"v":1,"u":"KEN-C01","q":9,"t":%d,"st":6}' % t
     pipeline.feed(
         position(2, t),
         raw=[
@@ -151,3 +152,45 @@ def test_live_state_is_rebuilt_from_the_store_after_a_restart(tmp_path: Path) ->
     second.state.apply(second.store.latest())
     view = second.view()
     assert (view["position"]["lat"], view["status"], view["online"]) == (34.25, "on_scene", True)
+
+
+def test_health_keeps_the_fields_a_short_health_leaves_out(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    pipeline.feed(Online(unit=UNIT, seq=1, t_ms=t - 200_000, online=True, firmware="1.1.0"))
+    full = Health(
+        unit=UNIT,
+        seq=2,
+        t_ms=t - 120_000,
+        cpu_temp_c=49.0,
+        disk_free_mb=12000,
+        outbox_depth=0,
+        sats=9,
+        hdop=0.9,
+        uptime_s=60,
+    )
+    pipeline.feed(full)
+    # What changed, and the uptime (firmware/core/health.py).
+    pipeline.feed(Health(unit=UNIT, seq=3, t_ms=t - 60_000, sats=11, uptime_s=120))
+    health = pipeline.view()["health"]
+    assert (health["sats"], health["uptime_s"], health["seq"]) == (11, 120, 3)
+    assert (health["cpu_temp_c"], health["disk_free_mb"], health["supply_v"]) == (49, 12000, None)
+    assert health["firmware"] == "1.1.0"  # from `online`
+    # A late, older health fills in what is unknown but overrides nothing newer.
+    late = Health(unit=UNIT, seq=0, t_ms=t - 180_000, sats=4, hdop=2.5, supply_v=12.6)
+    pipeline.feed(late)
+    health = pipeline.view()["health"]
+    assert (health["sats"], health["hdop"], health["supply_v"]) == (11, 0.9, 12.6)
+    assert (health["seq"], health["uptime_s"]) == (3, 120)
+
+
+def test_a_braking_report_is_extrapolated_to_its_stop(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    braking = position(7, t - 20_000, lat=34.26, lon=-6.58).replace(
+        speed_mps=10.0, heading_deg=0.0, accel_mps2=-2.5
+    )
+    pipeline.feed(braking)
+    view = pipeline.view()["position"]
+    assert view["accel_mps2"] == -2.5
+    # 10 m/s braking at 2.5 m/s^2 stops 20 m on (constant speed would say 200 m).
+    north = predictor.distance_m(34.26, -6.58, view["predicted"]["lat"], view["predicted"]["lon"])
+    assert abs(north - 20.0) < 0.1

@@ -43,8 +43,8 @@ def position(seq=10, **extra):
         "unit": UNIT,
         "seq": seq,
         "t_ms": T0 + seq,
-        "lat": 34.261012,
-        "lon": -6.580211,
+        "lat": 34.26101,
+        "lon": -6.58021,
         "fix": 3,
     }
     values.update(extra)
@@ -55,7 +55,14 @@ def examples():
     """One message of every kind and command, with most fields set."""
     return [
         position(
-            speed_mps=12.5, heading_deg=270, alt_m=12, acc_m=4.5, hdop=0.9, sats=9, reason="moved"
+            speed_mps=12.5,
+            heading_deg=270,
+            accel_mps2=-2.5,
+            alt_m=12,
+            acc_m=4,
+            hdop=0.9,
+            sats=9,
+            reason="heartbeat",
         ),
         Position(unit=UNIT, seq=11, t_ms=T0, fix=1, reason="fix_lost"),
         Batch(
@@ -76,7 +83,7 @@ def examples():
             seq=50,
             t_ms=T0,
             clock_time=True,
-            cpu_temp_c=48.2,
+            cpu_temp_c=48,
             disk_free_mb=900,
             outbox_depth=3,
             sats=7,
@@ -113,18 +120,56 @@ def test_every_kind_round_trips():
 
 
 def test_a_typical_position_is_well_under_owntracks_154_bytes():
-    # What the firmware sends while driving; altitude and satellites go in health.
-    typical = position(speed_mps=12.35, heading_deg=270.5, hdop=0.94, reason="moved", seq=123456)
-    assert len(encode(typical)) <= 130, encode(typical)
+    # What the firmware sends while driving a 3D fix: no `v`, `u`, `fx` 3 or `r` "mv".
+    typical = position(
+        speed_mps=12.35, heading_deg=270.5, hdop=0.94, alt_m=12.3, sats=9, reason="moved"
+    )
+    assert encode(typical) == (
+        b'{"q":10,"t":1732260000010,"la":34.26101,"lo":-6.58021,"sp":12.3,"hd":270.5,'
+        b'"al":12,"hp":0.9,"sa":9}'
+    )
     # With every optional field as long as it gets, still far below the pos limit.
-    everything = typical.replace(alt_m=1234.5, acc_m=12.5, sats=12)
-    assert len(encode(everything)) <= 160, encode(everything)
+    everything = typical.replace(
+        seq=codec.MAX_SAFE_INT, alt_m=1234.5, acc_m=12.5, sats=12, clock_time=True, fix=2
+    )
+    assert len(encode(everything)) <= 150, encode(everything)
 
 
 def test_numbers_are_rounded_to_their_precision():
-    decoded = decode(topic_of(position()), encode(position(lat=34.26101234, speed_mps=3.14159)))
-    assert abs(decoded.lat - 34.261012) < 1e-9
-    assert abs(decoded.speed_mps - 3.14) < 1e-9
+    decoded = decode(topic_of(position()), encode(position(lat=34.26101734, speed_mps=3.14159)))
+    assert abs(decoded.lat - 34.26102) < 1e-9
+    assert abs(decoded.speed_mps - 3.1) < 1e-9
+
+
+def test_uplink_payloads_leave_out_what_the_topic_and_the_defaults_say():
+    payload = encode(Online(unit=UNIT, seq=60, t_ms=T0, online=True))
+    assert payload == b'{"q":60,"t":1732260000000,"on":true}'
+    decoded = decode(topic_of(position()), b'{"q":1,"t":1,"la":1,"lo":2}')
+    assert (decoded.unit, decoded.fix, decoded.reason) == (UNIT, 3, "moved")
+    lost = decode(topic_of(position()), b'{"q":1,"t":1,"fx":1,"r":"fl"}')
+    assert (lost.fix, lost.lat, lost.reason) == (1, None, "fix_lost")
+
+
+def test_payloads_of_units_before_1_1_with_v_and_u_still_decode():
+    old = (
+        b'{"v":1,"u":"KEN-M01","q":1234,"t":1732260000123,"la":34.261012,"lo":-6.580211,'
+        b'"sp":12.35,"hd":270,"al":12.4,"hp":0.94,"fx":3,"sa":9,"r":"mv"}'
+    )
+    decoded = decode(topic_of(position()), old)
+    assert decoded == position(
+        seq=1234,
+        t_ms=1732260000123,
+        lat=34.261012,
+        lon=-6.580211,
+        speed_mps=12.35,
+        heading_deg=270.0,
+        alt_m=12.4,
+        hdop=0.94,
+        sats=9,
+        reason="moved",
+    )
+    # Re-encoded, it is the short form, and means the same at the wire's precision.
+    assert b'"u"' not in encode(decoded) and b'"v"' not in encode(decoded)
 
 
 def test_unknown_extra_fields_are_ignored():
@@ -150,7 +195,8 @@ def test_rejections_name_the_reason():
     check_rejected(BadJson, pos, b"[1,2]", ["JSON object"])
     check_rejected(BadTopic, "balise/v1/KEN M01/pos", b"{}", ["bad unit id"])
     check_rejected(UnknownKind, "balise/v1/KEN-M01/gossip", b"{}", ["gossip"])
-    check_rejected(MissingField, pos, b'{"u":"KEN-M01"}', ["'v'"])
+    # Commands still carry `v` (units before 1.1 require it); uplink may leave it out.
+    check_rejected(MissingField, "balise/v1/KEN-M01/cmd", b'{"k":"ping","c":1,"t":1}', ["'v'"])
     check_rejected(
         MissingField, pos, b'{"v":1,"u":"KEN-M01","t":1,"la":1,"lo":1,"fx":3}', ["'q'", "seq"]
     )
@@ -188,7 +234,7 @@ def test_rejections_name_the_reason():
         b'{"v":1,"u":"KEN-C01","q":1,"t":1,"la":1,"lo":1,"fx":3}',
         ["KEN-C01", "KEN-M01"],
     )
-    check_rejected(MissingField, pos, b'{"v":1,"q":1,"t":1,"la":1,"lo":1,"fx":3}', ["'u'"])
+    check_rejected(UnitMismatch, pos, b'{"u":7,"q":1,"t":1,"la":1,"lo":1}', ["7", "KEN-M01"])
     big = b'{"v":1,"u":"KEN-M01","pad":"' + b"x" * 3000 + b'"}'
     check_rejected(Oversized, pos, big, ["3", "2048", "pos"])
     check_rejected(
@@ -204,6 +250,8 @@ def test_whole_message_rules():
     check_rejected(
         BadValue, pos, b'{"v":1,"u":"KEN-M01","q":1,"t":1,"fx":1,"la":1,"lo":1}', ["no-fix"]
     )
+    # No `fx` is a 3D fix, which needs its position.
+    check_rejected(MissingField, pos, b'{"q":1,"t":1}', ["fx=3", "needs la and lo"])
     check_rejected(
         BadValue,
         "balise/v1/KEN-M01/status",

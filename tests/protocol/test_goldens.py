@@ -51,6 +51,20 @@ def test_valid_examples_round_trip_byte_for_byte():
             assert codec.encode(message) == payload, (path, codec.encode(message))
 
 
+def test_payloads_as_units_before_1_1_wrote_them_still_decode_to_the_same_message():
+    # examples/legacy/<kind>/<name>.json: `v` and `u` present, every default written,
+    # 6 decimals; each means what the short form of the same name means.
+    legacy_kinds = sorted(os.listdir(ROOT + "/" + EXAMPLES + "/legacy"))
+    assert legacy_kinds == sorted(topics.UPLINK_KINDS), legacy_kinds
+    for kind in legacy_kinds:
+        for path in example_files("legacy/" + kind):
+            old = read_bytes(path)
+            assert b'"v":1,"u":' in old, path
+            message = codec.decode(topics.topic(json.loads(old)["u"], kind), old)
+            canonical = read_bytes(path.replace("/legacy/", "/"))
+            assert codec.encode(message) == canonical, (path, codec.encode(message))
+
+
 def test_invalid_examples_fail_with_their_reason():
     paths = example_files("invalid")
     assert len(paths) >= 10

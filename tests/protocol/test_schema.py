@@ -37,14 +37,33 @@ def _keys(fields: tuple[codec.Field, ...]) -> set[str]:
 
 
 def _required(fields: tuple[codec.Field, ...]) -> set[str]:
-    return {field.key for field in fields if field.required}
+    return {field.key for field in fields if field.on_wire_required()}
 
 
 @pytest.mark.parametrize("kind", topics.UPLINK_KINDS)
 def test_uplink_schema_has_exactly_the_codec_fields(kind: str) -> None:
     fields = codec.UPLINK[kind][1]
+    # `v` and `u` stay allowed (units before 1.1 send them) but are no longer required.
     assert set(schema(kind)["properties"]) == {"v", "u"} | _keys(fields)
-    assert set(schema(kind)["required"]) == {"v", "u"} | _required(fields)
+    assert set(schema(kind)["required"]) == _required(fields)
+
+
+@pytest.mark.parametrize("kind", topics.UPLINK_KINDS)
+def test_payloads_of_units_before_1_1_validate(kind: str) -> None:
+    paths = examples("legacy/" + kind)
+    assert paths, kind
+    for path in paths:
+        payload = json.loads(path.read_text())
+        assert {"v", "u"} <= set(payload), path.name
+        validator(kind).validate(payload)
+
+
+def test_defaults_match_the_codec() -> None:
+    items = schema("batch")["properties"]["ps"]["items"]["properties"]
+    for properties in (schema("pos")["properties"], items):
+        for field in codec.POSITION_FIELDS:
+            wire = field.default if field.table is None else field.table.get(field.default)
+            assert properties[field.key].get("default") == wire, field.key
 
 
 def test_batch_items_are_position_fields() -> None:
@@ -66,7 +85,24 @@ def test_cmd_schema_has_every_command_field() -> None:
     for name, (_, fields) in codec.COMMANDS.items():
         extra = _required(fields) - _required(codec.COMMAND_ENVELOPE)
         assert required_by_command.get(name, set()) == extra, name
-    assert set(cmd["properties"]["set"]["properties"]) == set(codec.CONFIG_RANGES)
+    assert set(cmd["$defs"]["set"]["properties"]) == set(codec.CONFIG_RANGES)
+    # Each command's own fields are typed for that command only.
+    typed = {
+        rule["if"]["properties"]["k"]["const"]: set(rule["then"]["properties"])
+        for rule in cmd["allOf"]
+    }
+    for name, (_, fields) in codec.COMMANDS.items():
+        assert typed.get(name, set()) == _keys(fields) - _keys(codec.COMMAND_ENVELOPE), name
+    assert set(cmd["$defs"]) == every - _keys(codec.COMMAND_ENVELOPE)
+
+
+def test_a_command_ignores_another_commands_field_as_the_codec_does() -> None:
+    # Found by the mutation property test: the codec ignores `r` on a ping (not its field),
+    # so the schema must not type it there.
+    payload = b'{"v":1,"k":"ping","c":0,"t":0,"r":null}'
+    codec.decode("balise/v1/KEN-M01/cmd", payload)
+    validator("cmd").validate(json.loads(payload))
+    assert not validator("cmd").is_valid(json.loads(payload.replace(b"ping", b"ack")))
 
 
 def test_status_codes_match_the_catalogue() -> None:

@@ -177,20 +177,30 @@ function setUpMap() {
   });
 }
 
+function travelled(speed, elapsed, accel) {
+  // As protocol/predictor.py's travelled_m: constant speed, or a braking report to a stop.
+  if (accel === null || accel === undefined || accel >= 0) return speed * elapsed;
+  const braking = Math.min(elapsed, speed / -accel);
+  return speed * braking + 0.5 * accel * braking * braking;
+}
+
 function predicted(unit) {
-  // Where the command room draws the unit now: the shared constant-velocity predictor.
+  // Where the command room draws the unit now: the shared predictor (protocol/predictor.py).
   const p = unit.position;
   if (!p) return null;
   const speed = p.speed_mps || 0;
   const heading = p.heading_deg;
   if (speed < STATIONARY_MPS || heading === null || heading === undefined) return [p.lat, p.lon];
   const elapsed = Math.min(Math.max((now() - p.t) / 1000, 0), MAX_EXTRAPOLATION_S);
-  const distance = speed * elapsed;
+  if (elapsed === 0) return [p.lat, p.lon];
+  const distance = travelled(speed, elapsed, p.accel_mps2);
   const rad = (heading * Math.PI) / 180;
   const north = distance * Math.cos(rad);
   const east = distance * Math.sin(rad);
   const lat = p.lat + (north / EARTH_RADIUS_M) * (180 / Math.PI);
-  const lon = p.lon + (east / (EARTH_RADIUS_M * Math.cos((p.lat * Math.PI) / 180))) * (180 / Math.PI);
+  // The mean latitude, as predictor.move: the same point to the centimetre.
+  const cosLat = Math.max(Math.cos((((p.lat + lat) / 2) * Math.PI) / 180), 1e-6);
+  const lon = p.lon + (east / (EARTH_RADIUS_M * cosLat)) * (180 / Math.PI);
   return [lat, lon];
 }
 

@@ -15,7 +15,7 @@ def fix_at(east_m, north_m, speed=0.0, heading=0.0, mode=MODE_3D, hdop=1.0):
     return Fix(mode=mode, lat=lat, lon=lon, speed_mps=speed, heading_deg=heading, hdop=hdop)
 
 
-def report(policy, fix, tick_ms):
+def report(policy, fix, tick_ms, keep_braking=True):
     position = Position(
         unit="U",
         seq=1,
@@ -24,19 +24,20 @@ def report(policy, fix, tick_ms):
         lon=fix.lon,
         speed_mps=fix.speed_mps,
         heading_deg=fix.heading_deg,
+        accel_mps2=policy.braking_mps2 if keep_braking else None,
         fix=fix.mode,
     )
     policy.reported(fix, position, tick_ms)
 
 
-def drive(policy, fixes):
+def drive(policy, fixes, keep_braking=True):
     """Feed one fix a second; return [(second, reason)] for every report."""
     reports = []
     for second, fix in enumerate(fixes):
         reason = policy.decide(fix, second * 1000)
         if reason:
             reports.append((second, reason))
-            report(policy, fix, second * 1000)
+            report(policy, fix, second * 1000, keep_braking)
     return reports
 
 
@@ -133,3 +134,36 @@ def test_force_reports_a_usable_fix_at_once():
     policy.had_fix = True
     assert policy.decide(fix_at(0, 0), 100, force="status") == "status"
     assert policy.decide(Fix(mode=MODE_NO_FIX), 200, force="status") == FIX_LOST
+
+
+def test_braking_is_measured_from_the_last_two_fixes_speeds():
+    policy = ReportingPolicy()
+    policy.decide(fix_at(0, 0, speed=15.0), 0)
+    assert policy.braking_mps2 is None  # one fix says nothing about braking
+    policy.decide(fix_at(0, 14, speed=12.5), 1000)
+    assert policy.braking_mps2 == -2.5
+    policy.decide(fix_at(0, 26, speed=12.0), 2000)
+    assert policy.braking_mps2 is None  # -0.5 m/s^2 is within the speed's noise
+    policy.decide(fix_at(0, 36, speed=16.0), 3000)
+    assert policy.braking_mps2 is None  # speeding up is not reported
+    policy.decide(fix_at(0, 50, speed=10.0), 6000)
+    assert policy.braking_mps2 is None  # speeds 3 s apart are no measure of braking now
+    policy.decide(Fix(mode=MODE_NO_FIX), 7000)
+    policy.decide(fix_at(0, 60, speed=5.0), 8000)
+    assert policy.braking_mps2 is None  # nor across a lost fix
+
+
+def test_a_stop_reported_while_braking_needs_no_more_reports():
+    # 15 m/s north, braking at 2.5 m/s^2 from second 10, stopped at second 16, parked.
+    fixes, north, speed = [], 0.0, 15.0
+    for second in range(120):
+        fixes.append(fix_at(0, north, speed=speed))
+        decel = 2.5 if second >= 10 else 0.0
+        north += max(speed - decel / 2, 0.0) if speed > 0 else 0.0
+        speed = max(speed - decel, 0.0)
+    policy = ReportingPolicy()
+    reports = drive(policy, fixes)
+    assert [reason for _, reason in reports] == [FIX_REGAINED, MOVED]
+    assert policy.last_report.accel_mps2 == -2.5
+    # Without the deceleration the stop is overshot, and reported again.
+    assert len(drive(ReportingPolicy(), fixes, keep_braking=False)) > len(reports)

@@ -4,6 +4,7 @@ Each test is a list of events in and the actions out, with a fake clock.
 """
 
 from firmware.core.config import UnitConfig
+from firmware.core.fix import MODE_3D, Fix
 from firmware.core.signals import (
     ACKNOWLEDGED,
     ASSIGNMENT,
@@ -18,7 +19,7 @@ from firmware.core.signals import (
 from firmware.core.unit import MEASURE_HEALTH
 from firmware.errors import ConfigError
 from protocol import codec, status, topics
-from tests.firmware.core.unit_harness import UNIT, Harness, buzzes, leds, publishes, sent
+from tests.firmware.core.unit_harness import T0_MS, UNIT, Harness, buzzes, leds, publishes, sent
 from tests.protocol.portable import raises
 
 MICROPYTHON = True
@@ -206,9 +207,9 @@ def test_health_is_measured_every_interval():
     assert [a.kind for a in harness.advance(2) if a.kind == MEASURE_HEALTH] == [MEASURE_HEALTH]
     harness.fix()  # the GPS still talking (silence for 5 s is a lost fix)
     health = sent(
-        harness.run(harness.unit.on_health(harness.clock.ticks(), cpu_temp_c=51.5)), "health"
+        harness.run(harness.unit.on_health(harness.clock.ticks(), cpu_temp_c=51.0)), "health"
     )[0]
-    assert health.cpu_temp_c == 51.5 and health.uptime_s == 61 and health.firmware
+    assert health.cpu_temp_c == 51 and health.uptime_s == 61 and health.firmware
     assert health.outbox_depth >= 0 and health.sats == 9
 
 
@@ -235,6 +236,8 @@ def test_config_errors_name_the_key():
         ({"buttons": {"b1": "available"}}, "no way to raise an SOS"),
         ({"sos_hold_button": "sos"}, "sos_hold_button"),
         ({"sos_hold_ms": 3000, "sos_cancel_hold_ms": 2500}, "sos_cancel_hold_ms"),
+        ({"report_altitude": 1}, "report_altitude"),
+        ({"health_full_every": 0}, "health_full_every"),
     ):
         error = raises(ConfigError, UnitConfig, **settings)
         assert words in str(error), (words, str(error))
@@ -306,3 +309,31 @@ def test_a_receiver_that_goes_quiet_is_a_lost_fix():
     harness.advance(2)
     assert sent(harness.advance(4), "pos")[-1].reason == "fix_lost"
     assert leds(harness.actions, "gps")[-1] == BLINK
+
+
+def test_the_bound_is_kept_against_the_report_the_command_room_decodes():
+    # 7 decimals from the receiver; the wire carries fewer, and the room draws what it decodes.
+    harness = Harness()
+    harness.link(True)
+    reported = sent(harness.fix(lat=34.26101234, lon=-6.58021256, speed=12.344, heading=270.04))
+    assert reported[-1].lat != 34.26101234
+    assert harness.unit.policy.last_report == reported[-1]
+
+
+def test_altitude_is_reported_only_when_asked_for():
+    for settings, expected in (({}, None), ({"report_altitude": True}, 12.0)):
+        harness = Harness(**settings)
+        harness.link(True)
+        fix = Fix(time_ms=T0_MS, mode=MODE_3D, lat=34.26, lon=-6.58, alt_m=12.2, hdop=0.9)
+        reported = sent(harness.run(harness.unit.on_fix(fix, harness.clock.ticks())), "pos")
+        assert reported[-1].alt_m == expected, settings
+
+
+def test_a_report_made_while_braking_carries_the_deceleration():
+    harness = Harness()
+    harness.link(True)
+    harness.fix(speed=15.0)
+    harness.advance(1)
+    reported = sent(harness.fix(speed=12.0, lat=34.2620), "pos")  # 110 m on: a report
+    assert reported[-1].accel_mps2 == -3.0
+    assert harness.unit.policy.last_report.accel_mps2 == -3.0

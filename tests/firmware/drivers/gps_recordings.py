@@ -81,12 +81,14 @@ def same_time(a_ms: int | None, b_ms: int | None) -> bool:
     return (a_ms - b_ms) % GPS_ROLLOVER_MS == 0
 
 
-def same_place(fix_lat: float, fix_lon: float, tpv: Tpv) -> bool:
+def same_place(
+    fix_lat: float, fix_lon: float, tpv: Tpv, tolerance: float = DEGREES_TOLERANCE
+) -> bool:
     return (
         tpv.lat is not None
         and tpv.lon is not None
-        and abs(fix_lat - tpv.lat) <= DEGREES_TOLERANCE
-        and abs(fix_lon - tpv.lon) <= DEGREES_TOLERANCE
+        and abs(fix_lat - tpv.lat) <= tolerance
+        and abs(fix_lon - tpv.lon) <= tolerance
     )
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from firmware.drivers.gps import open_gps
 from firmware.pi import runtime as runtime_module
+from protocol import codec
 from protocol.messages import FIX_NONE
 from tests.firmware.drivers.gps_recordings import GPS_ROLLOVER_MS, Tpv, chk_tpvs, same_place
 from tests.firmware.pi.unit_helpers import (
@@ -52,6 +53,9 @@ PING_PERIOD_S = 0.2
 MIN_PLACED_POSITIONS = 5
 REPLAY_TIMEOUT_S = 20.0
 GPS_RETRY_S = 0.5  # the runtime's wait before it tries a failed GPS source again
+
+# Positions come off the wire, rounded to the codec's precision (5 decimals since 1.1).
+ON_THE_WIRE = 0.5 * 10**-codec.LAT.decimals + 1e-9
 
 
 def listening(port: int) -> bool:
@@ -94,7 +98,7 @@ def test_every_reported_position_is_one_gpsd_reported(
     placed = [position for position in positions if position.lat is not None]
     assert len(placed) >= MIN_PLACED_POSITIONS, (name, positions)
     for position in placed:
-        assert any(same_place(position.lat, position.lon, tpv) for tpv in tpvs), (
+        assert any(same_place(position.lat, position.lon, tpv, ON_THE_WIRE) for tpv in tpvs), (
             f"{name}: {position} is not a position gpsd reported"
         )
         if not position.clock_time:  # GPS time: the fix's own epoch
@@ -141,6 +145,6 @@ def test_the_unit_gets_its_fixes_again_when_gpsd_comes_back(
             source.close()
     placed = [position for position in command_room.positions() if position.lat is not None]
     second_tpvs = chk_tpvs(second)
-    assert any(same_place(p.lat, p.lon, tpv) for p in placed for tpv in second_tpvs), (
+    assert any(same_place(p.lat, p.lon, tpv, ON_THE_WIRE) for p in placed for tpv in second_tpvs), (
         "no position from the gpsd that came back"
     )

@@ -36,12 +36,12 @@ def record(message: Message, received_ms: int | None = None) -> Record:
 
 def position(unit: str, seq: int, t_ms: int, **fields: Any) -> Record:
     values: dict[str, Any] = {
-        "lat": round(34.26 + seq * 1e-4, 6),
-        "lon": round(-6.58 - seq * 1e-4, 6),
-        "speed_mps": 12.35,
+        "lat": round(34.26 + seq * 1e-4, 5),
+        "lon": round(-6.58 - seq * 1e-4, 5),
+        "speed_mps": 12.3,
         "heading_deg": 270.5,
-        "acc_m": 3.5,
-        "hdop": 0.94,
+        "acc_m": 4.0,
+        "hdop": 0.9,
         "fix": FIX_3D,
     }
     values.update(fields)
@@ -65,7 +65,7 @@ def sos(
 
 
 def health(unit: str, seq: int, t_ms: int, **fields: Any) -> Record:
-    values: dict[str, Any] = {"cpu_temp_c": 51.2, "disk_free_mb": 900, "firmware": "1.0.0"}
+    values: dict[str, Any] = {"cpu_temp_c": 51.0, "disk_free_mb": 900, "firmware": "1.0.0"}
     values.update(fields)
     return record(Health(unit=unit, seq=seq, t_ms=t_ms, **values))
 

@@ -49,7 +49,7 @@ def test_a_track_point_carries_the_position(store: SqliteStore) -> None:
     store.write([record])
     m = record.message
     assert store.track("KEN-M01", T0_MS, T0_MS) == [
-        TrackPoint("KEN-M01", 1, T0_MS, m.lat, m.lon, 12.35, 270.5, 3.5, 0.94, 3)
+        TrackPoint("KEN-M01", 1, T0_MS, m.lat, m.lon, 12.3, 270.5, 4.0, 0.9, 3)
     ]
 
 

@@ -99,7 +99,7 @@ def test_every_kind_fills_its_typed_table(store: SqliteStore, query: Query) -> N
     assert query("SELECT status, incident, lat, lon FROM statuses") == [(3, "INC-42", 34.3, -6.6)]
     assert query("SELECT action, alarm_id, lat, lon FROM sos") == [("raise", 3, 34.2, -6.5)]
     assert query("SELECT cpu_temp_c, disk_free_mb, sats, firmware, supply_v FROM health") == [
-        (51.2, 900, 9, "1.0.0", 12.6)
+        (51.0, 900, 9, "1.0.0", 12.6)
     ]
     assert query("SELECT t_ms, received_ms, online FROM presence") == [(T0_MS + 5, T0_MS + 45, 0)]
 
