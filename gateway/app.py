@@ -1,10 +1,11 @@
 """`balise gateway`: the one service between the broker and the command room.
 
-The module that chooses the concrete parts: the SQLite store, the paho link,
-the live state. One asyncio TaskGroup with named tasks; the ingest pipeline
-runs on its own thread (paho and sqlite3 are blocking) and a failure there
-stops the whole service with a non-zero exit, so systemd restarts it and the
-broker redelivers what was not committed.
+The module that chooses the concrete parts: the SQLite store, the paho link
+(two MQTT sessions: the bulk and the alarm lane), the live state. One asyncio
+TaskGroup with named tasks; each lane's ingest pipeline runs on its own thread
+(paho and sqlite3 are blocking) and a failure there stops the whole service
+with a non-zero exit, so systemd restarts it and the broker redelivers what
+was not committed.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import uvicorn
 from gateway import config as gateway_config
 from gateway import console
 from gateway.api import ApiContext, create_app
-from gateway.ingest import Ingest
-from gateway.mqtt import GatewayLink, run_ingest
+from gateway.ingest import Ingest, IngestMetrics, command_ids
+from gateway.mqtt import GatewayLink, Lane, run_ingest
 from gateway.room import RoomStore
 from gateway.state import Assignment, LiveState
 from protocol import status
@@ -34,6 +35,9 @@ log = logging.getLogger("balise.gateway")
 
 TICK_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
+# The bulk lane commits its batches in transactions of at most this many records,
+# so that an alarm lane's write waits for one of them at most (about 10 ms).
+BULK_TRANSACTION_RECORDS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +85,25 @@ class Gateway:
         self.state.apply(self.store.latest())
         self._restore_assignments()
         self.link = GatewayLink(config)
-        self.ingest = Ingest(self.store, self.state, self.link.send_command, config.max_future_s)
+        self._cmd_ids = cmd_ids = command_ids()
+        self.ingests = {
+            self.link.bulk.name: Ingest(
+                self.store,
+                self.state,
+                self.link.send_command,
+                config.max_future_s,
+                cmd_ids=cmd_ids,
+                transaction_records=BULK_TRANSACTION_RECORDS,
+            ),
+            self.link.alarm.name: Ingest(
+                self.store,
+                self.state,
+                self.link.send_command,
+                config.max_future_s,
+                cmd_ids=cmd_ids,
+                urgent=True,
+            ),
+        }
         self.stopping = threading.Event()
         self.context = ApiContext(
             config=config,
@@ -89,9 +111,9 @@ class Gateway:
             store=self.store,
             room=self.room,
             send_command=self.link.send_command,
-            command_id=self.ingest.command_id,
-            metrics=self.ingest.metrics,
-            mqtt_connected=self.link.connected.is_set,
+            command_id=self.command_id,
+            metrics=lambda: IngestMetrics.total(i.metrics for i in self.ingests.values()),
+            mqtt_connected=self.link.is_connected,
         )
         self.app = create_app(self.context)
         console.mount(self.app)
@@ -106,6 +128,9 @@ class Gateway:
                 ws_ping_interval=20.0,
             )
         )
+
+    def command_id(self) -> int:
+        return next(self._cmd_ids)
 
     def _restore_assignments(self) -> None:
         """Assignments survive a restart; one the unit has since accepted shows accepted."""
@@ -130,7 +155,8 @@ class Gateway:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._ingest(loop), name="ingest")
+                for lane in self.link.lanes:
+                    tasks.create_task(self._ingest(lane), name=f"ingest ({lane.name} lane)")
                 tasks.create_task(self._tick(), name="staleness")
                 tasks.create_task(self._purge(), name="retention")
                 tasks.create_task(self.hub.run(self.stopping.is_set), name="live feed")
@@ -144,7 +170,7 @@ class Gateway:
     def stop(self) -> None:
         self.stopping.set()
         self.server.should_exit = True
-        self.link.inbox.put(None)
+        self.link.wake()
 
     async def _http(self) -> None:
         await self.server.serve()
@@ -153,9 +179,18 @@ class Gateway:
                 f"http: cannot listen on {self.config.http_host}:{self.config.http_port}"
             )
 
-    async def _ingest(self, loop: asyncio.AbstractEventLoop) -> None:
-        await asyncio.to_thread(run_ingest, self.link, self.ingest, self.hub.mark, self.stopping)
-        self.stopping.set()
+    async def _ingest(self, lane: Lane) -> None:
+        try:
+            await asyncio.to_thread(
+                run_ingest,
+                lane,
+                self.ingests[lane.name],
+                self.hub.mark,
+                self.hub.alarm,
+                self.stopping,
+            )
+        finally:
+            self.stop()  # one lane ending ends the other, and the service
 
     async def _tick(self) -> None:
         while not self.stopping.is_set():

@@ -26,6 +26,7 @@ from tests.conftest import free_port
 from tests.mqtt_helpers import Broker
 
 WAIT_S = 20.0
+LANES = ("bulk", "alarm")  # the gateway's MQTT sessions (gateway/mqtt.py)
 PASSWORD = "correct horse battery"
 
 
@@ -74,7 +75,8 @@ class GatewayProcess:
             [sys.executable, "-m", "balise", *argv], stderr=subprocess.PIPE, text=True
         )
         self.lines: list[str] = []
-        self._connected = threading.Event()
+        self._lanes_up: set[str] = set()
+        self._connected = threading.Event()  # both MQTT sessions subscribed
         threading.Thread(target=self._read, daemon=True).start()
         if not self._connected.wait(WAIT_S) or not self._answers():
             self.kill()
@@ -84,7 +86,10 @@ class GatewayProcess:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
-            if "connected to" in line:
+            for lane in LANES:
+                if f"{lane} lane connected to" in line:
+                    self._lanes_up.add(lane)
+            if self._lanes_up == set(LANES):
                 self._connected.set()
 
     def _answers(self) -> bool:

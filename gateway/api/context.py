@@ -21,7 +21,7 @@ class ApiContext:
     room: RoomStore
     send_command: Callable[[Any], None]  # a protocol Command onto the unit's cmd topic
     command_id: Callable[[], int]
-    metrics: IngestMetrics
+    metrics: Callable[[], IngestMetrics]  # the ingest counters, added up over the lanes
     mqtt_connected: Callable[[], bool]
     # Called with unit ids (or incident ids, as "incident:<id>") that changed, from any thread.
     changed: Callable[[set[str]], None] = field(default=lambda ids: None)

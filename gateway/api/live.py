@@ -1,18 +1,26 @@
-"""The live feed: a snapshot, then coalesced deltas, to every connected console.
+"""The live feed: a snapshot, then alarm frames at once and coalesced deltas, to every console.
 
-Changes come from the ingest thread and the API (`Hub.mark`, thread-safe) as
+Changes come from the ingest threads and the API (`Hub.mark`, thread-safe) as
 unit ids, or "incident:<id>". Every `FRAME_SECONDS` the hub takes the ids that
 changed since the last frame, renders their views once, and queues the same
 frame for every client: at most ten frames a second per client however many
-messages arrive, each with the newest view of each changed unit. A client whose
-queue is full (its socket is not draining) is dropped rather than slowing
-everyone; it reconnects and gets a fresh snapshot.
+messages arrive, each with the newest view of each changed unit.
+
+Alarms (a status change or an SOS stored, an SOS acknowledged: `Hub.alarm`)
+do not wait for that: their units are rendered at once, alone, into an
+`alarm` frame that goes to every client ahead of any delta still queued for
+it. A view overtaken that way is older than the alarm's: each view carries the
+unit's `rev`, and a console keeps the view with the higher one.
+
+A client whose queue is full (its socket is not draining) is dropped rather
+than slowing everyone; it reconnects and gets a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -29,6 +37,8 @@ FRAME_SECONDS = 0.1
 PING_SECONDS = 5.0
 CLIENT_QUEUE_FRAMES = 100  # ten seconds of frames
 INCIDENT_PREFIX = "incident:"
+# Queue order of a client's frames: the close signal, then alarms, then deltas; FIFO within each.
+CLOSE, ALARM, DELTA = 0, 1, 2
 
 
 def _now_ms() -> int:
@@ -37,16 +47,24 @@ def _now_ms() -> int:
 
 class Client:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(CLIENT_QUEUE_FRAMES)
+        self.queue: asyncio.PriorityQueue[tuple[int, int, str | None]] = asyncio.PriorityQueue(
+            CLIENT_QUEUE_FRAMES
+        )
         self.dropped = False
+        self._order = itertools.count()
 
-    def offer(self, frame: str) -> None:
+    def offer(self, frame: str, alarm: bool = False) -> None:
         try:
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait((ALARM if alarm else DELTA, next(self._order), frame))
         except asyncio.QueueFull:
             self.dropped = True
-            self.queue = asyncio.Queue(1)
-            self.queue.put_nowait(None)  # wakes the sender, which closes the socket
+            self.queue = asyncio.PriorityQueue(1)
+            self.queue.put_nowait((CLOSE, 0, None))  # wakes the sender, which closes the socket
+
+    async def next_frame(self, timeout_s: float) -> str | None:
+        """The next frame to send (None: close); TimeoutError after `timeout_s` with none."""
+        _, _, frame = await asyncio.wait_for(self.queue.get(), timeout_s)
+        return frame
 
 
 class Hub:
@@ -54,16 +72,32 @@ class Hub:
         self.context = context
         self.clients: set[Client] = set()
         self.frames_sent = 0
+        self.alarm_frames_sent = 0
         self._dirty: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def mark(self, ids: set[str]) -> None:
-        """Note changed units/incidents; callable from any thread."""
+        """Note changed units/incidents for the next delta; callable from any thread."""
+        self._call(self._dirty.update, ids)
+
+    def alarm(self, unit_ids: set[str]) -> None:
+        """Send these units to every client now, in an alarm frame; callable from any thread."""
+        self._call(self._send_alarm, unit_ids)
+
+    def _call(self, function: Callable[[set[str]], None], ids: set[str]) -> None:
         loop = self._loop
         if loop is None or not ids:
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: the gateway is stopping
-            loop.call_soon_threadsafe(self._dirty.update, ids)
+            loop.call_soon_threadsafe(function, ids)
+
+    def _send_alarm(self, unit_ids: set[str]) -> None:
+        if not self.clients:
+            return
+        frame = self._frame("alarm", unit_ids, [])
+        for client in list(self.clients):
+            client.offer(frame, alarm=True)
+        self.alarm_frames_sent += 1
 
     async def run(self, stopping: Callable[[], bool] = lambda: False) -> None:
         self._loop = asyncio.get_running_loop()
@@ -80,15 +114,20 @@ class Hub:
 
     def delta(self, ids: set[str]) -> str:
         incidents = [int(i[len(INCIDENT_PREFIX) :]) for i in ids if i.startswith(INCIDENT_PREFIX)]
-        units = [i for i in ids if not i.startswith(INCIDENT_PREFIX)]
-        now = _now_ms()
+        units = {i for i in ids if not i.startswith(INCIDENT_PREFIX)}
         room = self.context.room
+        return self._frame(
+            "delta", units, [inc for i in sorted(incidents) for inc in room.incidents(i)]
+        )
+
+    def _frame(self, kind: str, units: set[str], incidents: list[dict[str, object]]) -> str:
+        now = _now_ms()
         return json.dumps(
             {
-                "type": "delta",
+                "type": kind,
                 "t": now,
                 "units": self.context.state.views(now, units),
-                "incidents": [inc for i in sorted(incidents) for inc in room.incidents(i)],
+                "incidents": incidents,
             },
             separators=(",", ":"),
         )
@@ -117,7 +156,7 @@ class Hub:
             await websocket.send_text(self.snapshot())
             while not receiver.done():
                 try:
-                    frame = await asyncio.wait_for(client.queue.get(), PING_SECONDS)
+                    frame = await client.next_frame(PING_SECONDS)
                 except TimeoutError:
                     frame = json.dumps({"type": "ping", "t": _now_ms()})
                 if frame is None:
