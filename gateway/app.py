@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -27,6 +28,7 @@ from gateway import console
 from gateway.api import ApiContext, create_app
 from gateway.ingest import Ingest, IngestMetrics, command_ids
 from gateway.mqtt import GatewayLink, Lane, run_ingest
+from gateway.precedence import AlarmGate
 from gateway.room import RoomStore
 from gateway.state import Assignment, LiveState
 from protocol import status
@@ -36,8 +38,8 @@ log = logging.getLogger("balise.gateway")
 TICK_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
 # The bulk lane commits its batches in transactions of at most this many records,
-# so that an alarm lane's write waits for one of them at most (about 10 ms).
-BULK_TRANSACTION_RECORDS = 1000
+# so that an alarm lane's write waits for one of them at most (a few ms).
+BULK_TRANSACTION_RECORDS = 250
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,25 +86,26 @@ class Gateway:
         self.state = LiveState(config.heartbeat_s, config.grace_s, fleet=config.fleet)
         self.state.apply(self.store.latest())
         self._restore_assignments()
-        self.link = GatewayLink(config)
-        self._cmd_ids = cmd_ids = command_ids()
+        self.gate = AlarmGate()
+        self.link = GatewayLink(config, self.gate)
+        self._cmd_ids = command_ids()
+
+        def lane_ingest(**lane: Any) -> Ingest:
+            return Ingest(
+                self.store,
+                self.state,
+                self.link.send_command,
+                config.max_future_s,
+                cmd_ids=self._cmd_ids,
+                **lane,
+            )
+
         self.ingests = {
-            self.link.bulk.name: Ingest(
-                self.store,
-                self.state,
-                self.link.send_command,
-                config.max_future_s,
-                cmd_ids=cmd_ids,
+            self.link.bulk.name: lane_ingest(
                 transaction_records=BULK_TRANSACTION_RECORDS,
+                checkpoint=self.gate.yield_to_alarms,
             ),
-            self.link.alarm.name: Ingest(
-                self.store,
-                self.state,
-                self.link.send_command,
-                config.max_future_s,
-                cmd_ids=cmd_ids,
-                urgent=True,
-            ),
+            self.link.alarm.name: lane_ingest(urgent=True),
         }
         self.stopping = threading.Event()
         self.context = ApiContext(
@@ -114,6 +117,7 @@ class Gateway:
             command_id=self.command_id,
             metrics=lambda: IngestMetrics.total(i.metrics for i in self.ingests.values()),
             mqtt_connected=self.link.is_connected,
+            alarms_pending=self.gate.pending,
         )
         self.app = create_app(self.context)
         console.mount(self.app)

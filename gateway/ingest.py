@@ -13,8 +13,10 @@ delivers them again.
 The gateway runs one `Ingest` per MQTT lane (gateway/mqtt.py), each on its
 own thread, sharing the store, the live state and the command ids; the alarm
 lane's writes are `urgent`: the store lets them go before a waiting bulk
-transaction. `process` says which units changed, and which of them by an
-alarm (a new status or SOS), for the live feed to send at once.
+transaction. The bulk lane's `checkpoint` (gateway/precedence.py) pauses it
+between slices of its work while an alarm is in progress. `process` says
+which units changed, and which of them by an alarm (a new status or SOS), for
+the live feed to send at once.
 
 No MQTT here: received messages come in as `Incoming`, commands go out
 through `send_command`.
@@ -46,6 +48,9 @@ ACKED_KINDS = ("status", "sos")
 # What the command room must see at once: a frame of its own on the live feed.
 ALARM_KINDS = frozenset(("status", "sos"))
 PAYLOAD_SHOWN_BYTES = 80
+# With a checkpoint (the bulk lane), it is called every this many messages decoded, and
+# before each store transaction and each slice of records applied to the live state.
+CHECKPOINT_MESSAGES = 250
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Ingest:
         cmd_ids: Iterator[int] | None = None,
         urgent: bool = False,
         transaction_records: int | None = None,
+        checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.state = state
@@ -122,6 +128,7 @@ class Ingest:
         self.max_future_ms = int(max_future_s * 1000)
         self.urgent = urgent
         self.transaction_records = transaction_records
+        self.checkpoint = checkpoint
         self.metrics = IngestMetrics()
         # Shared by both lanes and the HTTP API (see command_ids()).
         self._cmd_ids = cmd_ids if cmd_ids is not None else command_ids()
@@ -130,7 +137,9 @@ class Ingest:
         """Store, apply and acknowledge a batch; say which units changed."""
         records: list[Record] = []
         to_ack: list[tuple[str, int]] = []
-        for incoming in batch:
+        for index, incoming in enumerate(batch):
+            if index % CHECKPOINT_MESSAGES == 0:
+                self.checkpoint()
             self.metrics.received += 1
             decoded = self._decode(incoming)
             records += decoded
@@ -138,7 +147,11 @@ class Ingest:
         if not records:
             return Changes()
         new = self._write(records)
-        changed = self.state.apply(new)
+        changed: set[str] = set()
+        size = self.transaction_records or len(new) or 1
+        for start in range(0, len(new), size):
+            self.checkpoint()
+            changed |= self.state.apply(new[start : start + size])
         self._acknowledge(to_ack)
         return Changes(changed, {r.unit for r in new if r.kind in ALARM_KINDS})
 
@@ -146,6 +159,7 @@ class Ingest:
         size = self.transaction_records or len(records)
         new: list[Record] = []
         for start in range(0, len(records), size):
+            self.checkpoint()
             started = time.perf_counter()
             new += self.store.write(records[start : start + size], urgent=self.urgent)
             elapsed = time.perf_counter() - started

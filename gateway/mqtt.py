@@ -20,9 +20,11 @@ stream of PUBACKs.
 
 Threads: each session's paho network thread only appends to its lane's inbox;
 one ingest thread per lane takes whatever has arrived as a batch (one message
-when idle, thousands under load on the bulk lane), runs the pipeline, sends
-the PUBACKs, and hands the changed unit ids to `on_changes` (alarms apart, to
-`on_alarms`).
+when idle, thousands under load on the bulk lane), runs the pipeline, hands
+the changed unit ids to `on_changes` (alarms apart, to `on_alarms`) and sends
+the PUBACKs. The alarm lane counts its messages in and out of an `AlarmGate`
+(gateway/precedence.py), which the bulk lane and the live feed's deltas
+step aside for.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.ingest import Incoming, Ingest
+from gateway.precedence import AlarmGate
 from protocol import codec, topics
 
 log = logging.getLogger(__name__)
@@ -62,10 +65,12 @@ class Lane:
         client_id: str,
         kinds: tuple[str, ...],
         legacy: tuple[str, ...] = (),
+        gate: AlarmGate | None = None,
     ) -> None:
         from paho.mqtt import client as mqtt
 
         self.name = name
+        self.gate = gate  # the alarm lane counts its messages in and out
         self.config = config
         self._mqtt = mqtt
         shared = config.shared_group is not None
@@ -166,6 +171,8 @@ class Lane:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         received_ms = int(time.time() * 1000)
+        if self.gate is not None:
+            self.gate.arrived()
         self.inbox.put(
             Incoming(message.topic, message.payload, received_ms, message.mid, self.generation)
         )
@@ -174,12 +181,13 @@ class Lane:
 class GatewayLink:
     """Both lanes; commands to units go out on the alarm lane."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, gate: AlarmGate | None = None) -> None:
         self.config = config
         self.bulk = Lane(
             "bulk", config, config.client_id, BULK_KINDS, legacy=(topics.UPLINK_SUBSCRIPTION,)
         )
-        self.alarm = Lane("alarm", config, config.client_id + ALARM_CLIENT_SUFFIX, ALARM_KINDS)
+        alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
+        self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, gate=gate)
         self.lanes = (self.bulk, self.alarm)
 
     def start(self) -> None:
@@ -229,4 +237,6 @@ def run_ingest(
             on_alarms(changes.alarms)
         if changes.units - changes.alarms:
             on_changes(changes.units - changes.alarms)
+        if lane.gate is not None:  # after on_alarms: the live feed has the alarm frame queued
+            lane.gate.done(len(batch))
         lane.ack(batch)

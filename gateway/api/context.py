@@ -23,5 +23,7 @@ class ApiContext:
     command_id: Callable[[], int]
     metrics: Callable[[], IngestMetrics]  # the ingest counters, added up over the lanes
     mqtt_connected: Callable[[], bool]
+    # True while an alarm is on its way to the live feed: deltas wait (gateway/precedence.py).
+    alarms_pending: Callable[[], bool] = field(default=lambda: False)
     # Called with unit ids (or incident ids, as "incident:<id>") that changed, from any thread.
     changed: Callable[[set[str]], None] = field(default=lambda ids: None)

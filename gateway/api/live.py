@@ -34,6 +34,11 @@ from gateway.api.context import ApiContext
 log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.1
+# A delta renders this many unit views at a time, and waits at most this long, polling,
+# for an alarm on its way (gateway/precedence.py) before each slice.
+VIEWS_PER_SLICE = 200
+ALARM_PAUSE_SECONDS = 0.2
+ALARM_POLL_SECONDS = 0.002
 PING_SECONDS = 5.0
 CLIENT_QUEUE_FRAMES = 100  # ten seconds of frames
 INCIDENT_PREFIX = "incident:"
@@ -105,30 +110,46 @@ class Hub:
             await asyncio.sleep(FRAME_SECONDS)
             if not self._dirty:
                 continue
+            await self._after_alarms()
             dirty, self._dirty = self._dirty, set()
             if self.clients:
-                frame = self.delta(dirty)
+                frame = await self.delta(dirty)
                 for client in list(self.clients):
                     client.offer(frame)
                 self.frames_sent += 1
 
-    def delta(self, ids: set[str]) -> str:
+    async def _after_alarms(self) -> None:
+        """Wait while an alarm is on its way to the feed (at most ALARM_PAUSE_SECONDS)."""
+        deadline = time.monotonic() + ALARM_PAUSE_SECONDS
+        while self.context.alarms_pending() and time.monotonic() < deadline:
+            await asyncio.sleep(ALARM_POLL_SECONDS)
+
+    async def delta(self, ids: set[str]) -> str:
+        """The changed units' views, rendered a slice at a time: between two slices the loop
+        sends the alarm frames that came meanwhile, and waits for alarms on their way."""
         incidents = [int(i[len(INCIDENT_PREFIX) :]) for i in ids if i.startswith(INCIDENT_PREFIX)]
-        units = {i for i in ids if not i.startswith(INCIDENT_PREFIX)}
+        units = sorted(i for i in ids if not i.startswith(INCIDENT_PREFIX))
         room = self.context.room
-        return self._frame(
-            "delta", units, [inc for i in sorted(incidents) for inc in room.incidents(i)]
-        )
+        now = _now_ms()
+        views = []
+        for start in range(0, len(units), VIEWS_PER_SLICE):
+            if start:
+                await asyncio.sleep(0)
+                await self._after_alarms()
+            views += self.context.state.views(now, units[start : start + VIEWS_PER_SLICE])
+        found = [inc for i in sorted(incidents) for inc in room.incidents(i)]
+        return self._encode("delta", now, views, found)
 
     def _frame(self, kind: str, units: set[str], incidents: list[dict[str, object]]) -> str:
         now = _now_ms()
+        return self._encode(kind, now, self.context.state.views(now, units), incidents)
+
+    @staticmethod
+    def _encode(
+        kind: str, now: int, views: list[dict[str, object]], incidents: list[dict[str, object]]
+    ) -> str:
         return json.dumps(
-            {
-                "type": kind,
-                "t": now,
-                "units": self.context.state.views(now, units),
-                "incidents": incidents,
-            },
+            {"type": kind, "t": now, "units": views, "incidents": incidents},
             separators=(",", ":"),
         )
 
