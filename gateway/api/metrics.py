@@ -73,7 +73,7 @@ class GatewayCollector(Collector):
             ("balise_websocket_clients", "consoles on the live feed", len(self.hub.clients)),
             (
                 "balise_mqtt_connected",
-                "1 when the broker link is up",
+                "1 when both MQTT lanes (bulk, alarm) are connected",
                 self.context.mqtt_connected(),
             ),
         ):
