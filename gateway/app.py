@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,10 @@ log = logging.getLogger("balise.gateway")
 
 TICK_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+# The alarm lane's threads wake for a few ms of work beside busy bulk threads; each step of
+# an SOS waits for a switch, and there are several steps (docs/benchmarks.md, measured).
+GIL_SWITCH_SECONDS = 0.001
 # The bulk lane commits its batches in transactions of at most this many records,
 # so that an alarm lane's write waits for one of them at most (a few ms).
 BULK_TRANSACTION_RECORDS = 250
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.http:
         host, port = gateway_config.parse_host_port(args.http, "--http")
         config = _replace(config, http_host=host, http_port=port)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     return asyncio.run(Gateway(config).serve())
 
 
