@@ -10,8 +10,10 @@ unit's topic (10,000 TLS sessions would measure the publishers, not the gateway)
 
 1. Baseline: a bare paho-mqtt subscriber (QoS 1, automatic PUBACK) only counts
    messages for the same time: the ceiling of this broker on this machine. An SOS
-   is raised every 0.5 s here too, and timed from its publish to the bare
-   subscriber: the floor for the SOS latency under this load.
+   is raised every 0.5 s here too, and timed from its publish to that subscriber
+   (one session for everything: the SOS queues behind positions, as it did for a
+   one-session gateway) and to a second bare session subscribed to `sos` alone
+   (the floor for the SOS under this load: the broker and a Python client).
 2. The gateway: `balise gateway` as a process (decode, validate, dedupe, SQLite
    store, live state, acknowledgement after commit) with one console on its
    WebSocket live feed. Its rate is records stored per second (from /metrics).
@@ -186,25 +188,36 @@ def raise_sos(
 
 def bare_subscriber(
     args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]
-) -> tuple[float, list[float]]:
-    """(msg/s, SOS publish -> this subscriber's on_message, s): the same load as phase 2."""
+) -> tuple[float, dict[str, list[float]]]:
+    """(msg/s of a subscriber to everything, SOS publish -> on_message in s, by subscriber): the
+    same load as phase 2, with a second bare session subscribed to `sos` alone beside it."""
     counted, count = counter()
     sent_at: dict[int, tuple[float, int]] = {}
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {"all": [], "sos": []}
     sos_topic = topics.topic(SOS_UNIT, "sos")
 
-    def on_message(c: object, u: object, m: Any) -> None:
-        count(c, u, m)
-        if m.topic == sos_topic:
-            sent = sent_at.pop(codec.decode(m.topic, m.payload).alarm_id, None)
-            if sent is not None:  # not a redelivery
-                latencies.append(time.monotonic() - sent[0])
+    def timer(name: str) -> Callable[[object, object, Any], None]:
+        seen: set[int] = set()
 
-    sub = client("bench-bare", ca, *user)
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.subscribe(topics.UPLINK_SUBSCRIPTION, qos=1)
-    sub.loop_start()
+        def on_message(c: object, u: object, m: Any) -> None:
+            if name == "all":
+                count(c, u, m)
+            if m.topic == sos_topic:
+                alarm_id = codec.decode(m.topic, m.payload).alarm_id
+                if alarm_id in sent_at and alarm_id not in seen:  # not a redelivery
+                    seen.add(alarm_id)
+                    latencies[name].append(time.monotonic() - sent_at[alarm_id][0])
+
+        return on_message
+
+    subs = []
+    for name, subscription in (("all", topics.UPLINK_SUBSCRIPTION), ("sos", sos_topic)):
+        sub = client(f"bench-bare-{name}", ca, *user)
+        sub.on_message = timer(name)
+        sub.connect("127.0.0.1", port)
+        sub.subscribe(subscription, qos=1)
+        sub.loop_start()
+        subs.append(sub)
     time.sleep(1)
     stop = threading.Event()
     sos = threading.Thread(target=raise_sos, args=(port, ca, sent_at, stop))
@@ -213,8 +226,9 @@ def bare_subscriber(
     stop.set()
     sos.join()
     time.sleep(2)
-    sub.loop_stop()
-    sub.disconnect()
+    for sub in subs:
+        sub.loop_stop()
+        sub.disconnect()
     return counted[0] / max(1e-9, counted[2] - counted[1]), latencies
 
 
@@ -309,6 +323,9 @@ def backlog_run(
     bare_rate = (counted[0] - 1) / max(1e-9, counted[2] - counted[1])
     print(f"  backlog: {sent:,} queued for each; the bare subscriber got {counted[0]:,.0f}")
 
+    # A port of its own: the one above may have been taken meanwhile (ephemeral ports).
+    http = free_port()
+    url = f"http://127.0.0.1:{http}"
     gw = start_gateway(config, work / "backlog.sqlite", http)
     try:
         first = last = 0.0
@@ -458,11 +475,13 @@ def main() -> int:
             )
             bare, bare_latencies = bare_subscriber(args, port, ca, gateway_user)
             print(f"  bare paho subscriber (baseline, counts only)   {bare:>9,.0f} msg/s")
-            print(
-                f"  SOS publish -> bare subscriber (baseline), {len(bare_latencies)} alarms: "
-                f"p50 {percentile(bare_latencies, 50) * 1000:.0f} ms, "
-                f"p99 {percentile(bare_latencies, 99) * 1000:.0f} ms"
-            )
+            for name, what in (("all", "to everything"), ("sos", "to sos alone")):
+                part = bare_latencies[name]
+                print(
+                    f"  SOS publish -> a bare session subscribed {what}, {len(part)} alarms: "
+                    f"p50 {percentile(part, 50) * 1000:.0f} ms, "
+                    f"p99 {percentile(part, 99) * 1000:.0f} ms"
+                )
             rate, latencies = gateway_run(args, deployment, port, ca, work)
             print(f"  gateway pipeline (stored, live, WebSocket)    {rate:>9,.0f} positions/s")
             print(f"  ratio gateway / bare                            {rate / bare:9.2f}")
