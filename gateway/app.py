@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -155,22 +156,25 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        self.link.start()
-        log.info(
-            "gateway: store %s, %d units known, HTTP on http://%s:%d/",
-            self.config.db,
-            len(self.state.units),
-            self.config.http_host,
-            self.config.http_port,
-        )
         try:
+            # Bound before the broker connections are made: they take ephemeral ports, and a
+            # port chosen free a moment ago (as tests and benches do) may be one of them.
+            listening = _listen(self.config.http_host, self.config.http_port)
+            self.link.start()
+            log.info(
+                "gateway: store %s, %d units known, HTTP on http://%s:%d/",
+                self.config.db,
+                len(self.state.units),
+                self.config.http_host,
+                self.config.http_port,
+            )
             async with asyncio.TaskGroup() as tasks:
                 for lane in self.link.lanes:
                     tasks.create_task(self._ingest(lane), name=f"ingest ({lane.name} lane)")
                 tasks.create_task(self._tick(), name="staleness")
                 tasks.create_task(self._purge(), name="retention")
                 tasks.create_task(self.hub.run(self.stopping.is_set), name="live feed")
-                tasks.create_task(self._http(), name="http")
+                tasks.create_task(self._http(listening), name="http")
         finally:
             self.link.stop()
             self.store.close()
@@ -182,8 +186,8 @@ class Gateway:
         self.server.should_exit = True
         self.link.wake()
 
-    async def _http(self) -> None:
-        await self.server.serve()
+    async def _http(self, listening: socket.socket) -> None:
+        await self.server.serve(sockets=[listening])
         if not self.server.started:
             raise gateway_config.ConfigError(
                 f"http: cannot listen on {self.config.http_host}:{self.config.http_port}"
@@ -221,6 +225,20 @@ class Gateway:
                 if self.stopping.is_set():
                     return
                 await asyncio.sleep(TICK_SECONDS)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise gateway_config.ConfigError(
+            f"http: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    return listening
 
 
 class _Server(uvicorn.Server):

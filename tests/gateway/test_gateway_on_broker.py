@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 
 from protocol import codec, topics
 from protocol.messages import Position, Sos, StatusChange
-from tests.gateway_helpers import GatewayProcess, gateway, wait_until
-from tests.mqtt_helpers import Broker, Session, connected
+from tests.gateway_helpers import GatewayProcess, balise, gateway, wait_until
+from tests.mqtt_helpers import Broker, Deployment, Session, connected
 
 pytestmark = pytest.mark.broker
 
@@ -109,3 +110,18 @@ def test_killing_the_gateway_while_units_publish_loses_and_doubles_nothing(
     finally:
         for process in gateways:
             process.kill()
+
+
+def test_an_http_port_in_use_is_a_clear_error_before_any_broker_connection(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = str(deployment.directory / "gateway.toml")
+        db = str(tmp_path / "gateway.sqlite")
+        result = balise("gateway", "--config", config, "--db", db, "--http", f"127.0.0.1:{port}")
+    assert result.returncode == 2, result.stderr
+    assert f"http: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "lane connected" not in result.stderr
