@@ -151,8 +151,13 @@ class Lane:
             return
         pairs = zip(self.subscriptions, reason_codes, strict=False)
         refused = [topic for topic, code in pairs if code.is_failure]
-        if refused:
-            log.error("broker refused the %s lane's subscription to %s", self.name, refused)
+        if refused:  # the broker's ACL: the gateway would miss these kinds; /health says so
+            log.error(
+                "broker refused the %s lane's subscription to %s: check the gateway user's ACL",
+                self.name,
+                ", ".join(refused),
+            )
+            return
         self.connected.set()
         log.info(
             "%s lane connected to %s:%d as %s, subscribed to %s",
