@@ -9,17 +9,24 @@ fast as the broker takes them (QoS 1), as one bench user the ACL lets write ever
 unit's topic (10,000 TLS sessions would measure the publishers, not the gateway).
 
 1. Baseline: a bare paho-mqtt subscriber (QoS 1, automatic PUBACK) only counts
-   messages for the same time: the ceiling of this broker on this machine.
+   messages for the same time: the ceiling of this broker on this machine. An SOS
+   is raised every 0.5 s here too, and timed from its publish to that subscriber
+   (one session for everything: the SOS queues behind positions, as it did for a
+   one-session gateway) and to a second bare session subscribed to `sos` alone
+   (the floor for the SOS under this load: the broker and a Python client).
 2. The gateway: `balise gateway` as a process (decode, validate, dedupe, SQLite
    store, live state, acknowledgement after commit) with one console on its
    WebSocket live feed. Its rate is records stored per second (from /metrics).
    Meanwhile another unit raises an SOS every 0.5 s: the time from its publish to
-   the console receiving it on the WebSocket gives p50/p99.
+   the console receiving it on the WebSocket gives p50/p99, split at the moment
+   the gateway's MQTT session received it (the SOS view's `received`; one clock,
+   one machine): the broker's part, and the gateway's and the feed's.
 
 3. The drain (`--backlog`, 0 skips it): on a 2-core machine the publishers of
    phases 1 and 2 take the CPU the consumers need, so both are bound by them.
    Here both persistent sessions (a bare subscriber's and the gateway's own
-   client id) are registered, then taken offline; `--backlog` positions are
+   client ids) are registered (the gateway first drains, into a file of its own,
+   what phase 2 left queued for it), then taken offline; `--backlog` positions are
    published once and the broker queues them for each. The bare subscriber
    drains its copy alone (first to last message), then the gateway drains
    its copy alone (first to last record stored, from /metrics; no WebSocket
@@ -43,6 +50,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -152,26 +160,93 @@ def counter() -> tuple[list[float], Callable[[object, object, object], None]]:
     return counted, on_message
 
 
-def bare_subscriber(args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]) -> float:
-    counted, on_message = counter()
-    sub = client("bench-bare", ca, *user)
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.subscribe(topics.UPLINK_SUBSCRIPTION, qos=1)
-    sub.loop_start()
+def raise_sos(
+    port: int, ca: Path, sent_at: dict[int, tuple[float, int]], stop: threading.Event
+) -> None:
+    """An SOS every 0.5 s from SOS_UNIT (alarm id = seq), its publish time noted in sent_at."""
+    sos_client = client("bench-sos", ca, BENCH_USER, BENCH_PASSWORD)
+    sos_client.connect("127.0.0.1", port)
+    sos_client.loop_start()
+    seq = 1
+    while not stop.is_set():
+        message = Sos(
+            unit=SOS_UNIT,
+            seq=seq,
+            t_ms=int(time.time() * 1000),
+            action="raise",
+            alarm_id=seq,
+            lat=34.26,
+            lon=-6.58,
+        )
+        sent_at[seq] = (time.monotonic(), message.t_ms)
+        sos_client.publish(topics.topic(SOS_UNIT, "sos"), codec.encode(message), qos=1)
+        seq += 1
+        stop.wait(0.5)
+    sos_client.loop_stop()
+    sos_client.disconnect()
+
+
+def bare_subscriber(
+    args: argparse.Namespace, port: int, ca: Path, user: tuple[str, str]
+) -> tuple[float, dict[str, list[float]]]:
+    """(msg/s of a subscriber to everything, SOS publish -> on_message in s, by subscriber): the
+    same load as phase 2, with a second bare session subscribed to `sos` alone beside it."""
+    counted, count = counter()
+    sent_at: dict[int, tuple[float, int]] = {}
+    latencies: dict[str, list[float]] = {"all": [], "sos": []}
+    sos_topic = topics.topic(SOS_UNIT, "sos")
+
+    def timer(name: str) -> Callable[[object, object, Any], None]:
+        seen: set[int] = set()
+
+        def on_message(c: object, u: object, m: Any) -> None:
+            if name == "all":
+                count(c, u, m)
+            if m.topic == sos_topic:
+                alarm_id = codec.decode(m.topic, m.payload).alarm_id
+                if alarm_id in sent_at and alarm_id not in seen:  # not a redelivery
+                    seen.add(alarm_id)
+                    latencies[name].append(time.monotonic() - sent_at[alarm_id][0])
+
+        return on_message
+
+    subs = []
+    for name, subscription in (("all", topics.UPLINK_SUBSCRIPTION), ("sos", sos_topic)):
+        sub = client(f"bench-bare-{name}", ca, *user)
+        sub.on_message = timer(name)
+        sub.connect("127.0.0.1", port)
+        sub.subscribe(subscription, qos=1)
+        sub.loop_start()
+        subs.append(sub)
     time.sleep(1)
+    stop = threading.Event()
+    sos = threading.Thread(target=raise_sos, args=(port, ca, sent_at, stop))
+    sos.start()
     run_publishers(args, port, ca)
+    stop.set()
+    sos.join()
     time.sleep(2)
-    sub.loop_stop()
-    sub.disconnect()
-    return counted[0] / max(1e-9, counted[2] - counted[1])
+    for sub in subs:
+        sub.loop_stop()
+        sub.disconnect()
+    return counted[0] / max(1e-9, counted[2] - counted[1]), latencies
 
 
-def stored(url: str) -> float:
+def stored(url: str, name: str = "balise_records_stored_total") -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("balise_records_stored_total "):
+        if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+def wait_idle(url: str, quiet_s: float = 2.0) -> None:
+    """Until the gateway has received nothing for `quiet_s`."""
+    previous, since = -1.0, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        count = stored(url, "balise_messages_received_total")
+        if count != previous:
+            previous, since = count, time.monotonic()
+        time.sleep(0.1)
 
 
 def start_gateway(config: Path, db: Path, http: int) -> subprocess.Popen[bytes]:
@@ -227,8 +302,12 @@ def backlog_run(
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     config = deployment / "gateway.toml"
-    start_gateway(config, work / "backlog.sqlite", http).terminate()  # its session now exists
-    time.sleep(1)
+    # Its sessions now exist. What the live phase left queued for them is drained first (into
+    # a file of its own), so that the backlog below is all it gets, as for the bare subscriber.
+    gw = start_gateway(config, work / "leftovers.sqlite", http)
+    wait_idle(url)
+    gw.terminate()
+    gw.wait(20)
     sent = run_publishers(args, port, ca, total=n)
     time.sleep(1)
 
@@ -244,6 +323,9 @@ def backlog_run(
     bare_rate = (counted[0] - 1) / max(1e-9, counted[2] - counted[1])
     print(f"  backlog: {sent:,} queued for each; the bare subscriber got {counted[0]:,.0f}")
 
+    # A port of its own: the one above may have been taken meanwhile (ephemeral ports).
+    http = free_port()
+    url = f"http://127.0.0.1:{http}"
     gw = start_gateway(config, work / "backlog.sqlite", http)
     try:
         first = last = 0.0
@@ -266,7 +348,7 @@ def backlog_run(
 
 def gateway_run(
     args: argparse.Namespace, deployment: Path, port: int, ca: Path, work: Path
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[tuple[float, float, float]]]:
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     config = deployment / "gateway.toml"
@@ -289,8 +371,8 @@ def gateway_run(
     ).stdout.strip()
     gw = start_gateway(config, work / "bench.sqlite", http)
     try:
-        sent_at: dict[int, float] = {}
-        latencies: list[float] = []
+        sent_at: dict[int, tuple[float, int]] = {}  # alarm id -> (monotonic s, wall ms)
+        latencies: list[tuple[float, float, float]] = []  # total, to the gateway, gateway on (s)
         stop = threading.Event()
 
         def console() -> None:
@@ -304,34 +386,24 @@ def gateway_run(
                         frame = json.loads(feed.recv(timeout=1))
                     except TimeoutError:
                         continue
-                    now = time.monotonic()
+                    now, now_ms = time.monotonic(), time.time() * 1000
                     for unit in frame.get("units", []):
                         sos = unit.get("sos")
                         if unit["id"] == SOS_UNIT and sos and sos["alarm_id"] in sent_at:
-                            latencies.append(now - sent_at.pop(sos["alarm_id"]))
+                            sent, sent_ms = sent_at.pop(sos["alarm_id"])
+                            # sos["received"]: the gateway's clock (this machine's) on arrival
+                            latencies.append(
+                                (
+                                    now - sent,
+                                    (sos["received"] - sent_ms) / 1000,
+                                    (now_ms - sos["received"]) / 1000,
+                                )
+                            )
 
-        def raiser() -> None:
-            sos_client = client("bench-sos", ca, BENCH_USER, BENCH_PASSWORD)
-            sos_client.connect("127.0.0.1", port)
-            sos_client.loop_start()
-            seq = 1
-            while not stop.is_set():
-                message = Sos(
-                    unit=SOS_UNIT,
-                    seq=seq,
-                    t_ms=int(time.time() * 1000),
-                    action="raise",
-                    alarm_id=seq,
-                    lat=34.26,
-                    lon=-6.58,
-                )
-                sent_at[seq] = time.monotonic()
-                sos_client.publish(topics.topic(SOS_UNIT, "sos"), codec.encode(message), qos=1)
-                seq += 1
-                stop.wait(0.5)
-            sos_client.loop_stop()
-
-        threads = [threading.Thread(target=console), threading.Thread(target=raiser)]
+        threads = [
+            threading.Thread(target=console),
+            threading.Thread(target=raise_sos, args=(port, ca, sent_at, stop)),
+        ]
         for t in threads:
             t.start()
         before, started = stored(url), time.monotonic()
@@ -401,16 +473,28 @@ def main() -> int:
                 f"{args.seconds:.0f} s per phase; {os.cpu_count()} cores, "
                 f"load {os.getloadavg()[0]:.2f}"
             )
-            bare = bare_subscriber(args, port, ca, gateway_user)
+            bare, bare_latencies = bare_subscriber(args, port, ca, gateway_user)
             print(f"  bare paho subscriber (baseline, counts only)   {bare:>9,.0f} msg/s")
+            for name, what in (("all", "to everything"), ("sos", "to sos alone")):
+                part = bare_latencies[name]
+                print(
+                    f"  SOS publish -> a bare session subscribed {what}, {len(part)} alarms: "
+                    f"p50 {percentile(part, 50) * 1000:.0f} ms, "
+                    f"p99 {percentile(part, 99) * 1000:.0f} ms"
+                )
             rate, latencies = gateway_run(args, deployment, port, ca, work)
             print(f"  gateway pipeline (stored, live, WebSocket)    {rate:>9,.0f} positions/s")
             print(f"  ratio gateway / bare                            {rate / bare:9.2f}")
-            print(
-                f"  SOS publish -> WebSocket, {len(latencies)} alarms: "
-                f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
-                f"p99 {percentile(latencies, 99) * 1000:.0f} ms"
-            )
+            for label, index in (
+                (f"SOS publish -> WebSocket, {len(latencies)} alarms:", 0),
+                ("  of which publish -> gateway's MQTT session:", 1),
+                ("  of which gateway's session -> WebSocket:", 2),
+            ):
+                part = [sample[index] for sample in latencies]
+                print(
+                    f"  {label} p50 {percentile(part, 50) * 1000:.0f} ms, "
+                    f"p99 {percentile(part, 99) * 1000:.0f} ms"
+                )
             if args.backlog:
                 bare_drain, gateway_drain = backlog_run(
                     args, deployment, port, ca, work, gateway_user

@@ -1,10 +1,11 @@
 """`balise gateway`: the one service between the broker and the command room.
 
-The module that chooses the concrete parts: the SQLite store, the paho link,
-the live state. One asyncio TaskGroup with named tasks; the ingest pipeline
-runs on its own thread (paho and sqlite3 are blocking) and a failure there
-stops the whole service with a non-zero exit, so systemd restarts it and the
-broker redelivers what was not committed.
+The module that chooses the concrete parts: the SQLite store, the paho link
+(two MQTT sessions: the bulk and the alarm lane), the live state. One asyncio
+TaskGroup with named tasks; each lane's ingest pipeline runs on its own thread
+(paho and sqlite3 are blocking) and a failure there stops the whole service
+with a non-zero exit, so systemd restarts it and the broker redelivers what
+was not committed.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from gateway import config as gateway_config
 from gateway import console
 from gateway.api import ApiContext, create_app
-from gateway.ingest import Ingest
-from gateway.mqtt import GatewayLink, run_ingest
+from gateway.ingest import Ingest, IngestMetrics, command_ids
+from gateway.mqtt import GatewayLink, Lane, run_ingest
+from gateway.precedence import AlarmGate
 from gateway.room import RoomStore
 from gateway.state import Assignment, LiveState
 from protocol import status
@@ -34,6 +39,13 @@ log = logging.getLogger("balise.gateway")
 
 TICK_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+# The alarm lane's threads wake for a few ms of work beside busy bulk threads; each step of
+# an SOS waits for a switch, and there are several steps (docs/benchmarks.md, measured).
+GIL_SWITCH_SECONDS = 0.001
+# The bulk lane commits its batches in transactions of at most this many records,
+# so that an alarm lane's write waits for one of them at most (a few ms).
+BULK_TRANSACTION_RECORDS = 250
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.http:
         host, port = gateway_config.parse_host_port(args.http, "--http")
         config = _replace(config, http_host=host, http_port=port)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     return asyncio.run(Gateway(config).serve())
 
 
@@ -80,8 +93,27 @@ class Gateway:
         self.state = LiveState(config.heartbeat_s, config.grace_s, fleet=config.fleet)
         self.state.apply(self.store.latest())
         self._restore_assignments()
-        self.link = GatewayLink(config)
-        self.ingest = Ingest(self.store, self.state, self.link.send_command, config.max_future_s)
+        self.gate = AlarmGate()
+        self.link = GatewayLink(config, self.gate)
+        self._cmd_ids = command_ids()
+
+        def lane_ingest(**lane: Any) -> Ingest:
+            return Ingest(
+                self.store,
+                self.state,
+                self.link.send_command,
+                config.max_future_s,
+                cmd_ids=self._cmd_ids,
+                **lane,
+            )
+
+        self.ingests = {
+            self.link.bulk.name: lane_ingest(
+                transaction_records=BULK_TRANSACTION_RECORDS,
+                checkpoint=self.gate.yield_to_alarms,
+            ),
+            self.link.alarm.name: lane_ingest(urgent=True),
+        }
         self.stopping = threading.Event()
         self.context = ApiContext(
             config=config,
@@ -89,9 +121,10 @@ class Gateway:
             store=self.store,
             room=self.room,
             send_command=self.link.send_command,
-            command_id=self.ingest.command_id,
-            metrics=self.ingest.metrics,
-            mqtt_connected=self.link.connected.is_set,
+            command_id=self.command_id,
+            metrics=lambda: IngestMetrics.total(i.metrics for i in self.ingests.values()),
+            mqtt_connected=self.link.is_connected,
+            alarms_pending=self.gate.pending,
         )
         self.app = create_app(self.context)
         console.mount(self.app)
@@ -107,6 +140,9 @@ class Gateway:
             )
         )
 
+    def command_id(self) -> int:
+        return next(self._cmd_ids)
+
     def _restore_assignments(self) -> None:
         """Assignments survive a restart; one the unit has since accepted shows accepted."""
         for incident, unit, cmd_id, sent_ms, by in self.room.assignments():
@@ -120,21 +156,25 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        self.link.start()
-        log.info(
-            "gateway: store %s, %d units known, HTTP on http://%s:%d/",
-            self.config.db,
-            len(self.state.units),
-            self.config.http_host,
-            self.config.http_port,
-        )
         try:
+            # Bound before the broker connections are made: they take ephemeral ports, and a
+            # port chosen free a moment ago (as tests and benches do) may be one of them.
+            listening = _listen(self.config.http_host, self.config.http_port)
+            self.link.start()
+            log.info(
+                "gateway: store %s, %d units known, HTTP on http://%s:%d/",
+                self.config.db,
+                len(self.state.units),
+                self.config.http_host,
+                self.config.http_port,
+            )
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._ingest(loop), name="ingest")
+                for lane in self.link.lanes:
+                    tasks.create_task(self._ingest(lane), name=f"ingest ({lane.name} lane)")
                 tasks.create_task(self._tick(), name="staleness")
                 tasks.create_task(self._purge(), name="retention")
                 tasks.create_task(self.hub.run(self.stopping.is_set), name="live feed")
-                tasks.create_task(self._http(), name="http")
+                tasks.create_task(self._http(listening), name="http")
         finally:
             self.link.stop()
             self.store.close()
@@ -144,18 +184,27 @@ class Gateway:
     def stop(self) -> None:
         self.stopping.set()
         self.server.should_exit = True
-        self.link.inbox.put(None)
+        self.link.wake()
 
-    async def _http(self) -> None:
-        await self.server.serve()
+    async def _http(self, listening: socket.socket) -> None:
+        await self.server.serve(sockets=[listening])
         if not self.server.started:
             raise gateway_config.ConfigError(
                 f"http: cannot listen on {self.config.http_host}:{self.config.http_port}"
             )
 
-    async def _ingest(self, loop: asyncio.AbstractEventLoop) -> None:
-        await asyncio.to_thread(run_ingest, self.link, self.ingest, self.hub.mark, self.stopping)
-        self.stopping.set()
+    async def _ingest(self, lane: Lane) -> None:
+        try:
+            await asyncio.to_thread(
+                run_ingest,
+                lane,
+                self.ingests[lane.name],
+                self.hub.mark,
+                self.hub.alarm,
+                self.stopping,
+            )
+        finally:
+            self.stop()  # one lane ending ends the other, and the service
 
     async def _tick(self) -> None:
         while not self.stopping.is_set():
@@ -176,6 +225,20 @@ class Gateway:
                 if self.stopping.is_set():
                     return
                 await asyncio.sleep(TICK_SECONDS)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise gateway_config.ConfigError(
+            f"http: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    return listening
 
 
 class _Server(uvicorn.Server):

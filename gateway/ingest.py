@@ -2,11 +2,21 @@
 
 decode and validate (protocol/) → reject the bad ones, counted by reason,
 never stopping the rest → store every record once by (unit, seq), in one
-transaction → apply the new records to the live state → acknowledge on each
-unit's `cmd` topic what is now stored (status, SOS, batch items; duplicates
-too, since the unit re-sends because it missed an ack). The caller sends the
-broker's PUBACKs after `process` returns, so a crash before the commit leaves
-the messages with the broker, which delivers them again.
+transaction (or, with `transaction_records`, in transactions of that many, so
+that an urgent writer waits for one of them at most) → apply the new records
+to the live state → acknowledge on each unit's `cmd` topic what is now stored
+(status, SOS, batch items; duplicates too, since the unit re-sends because it
+missed an ack). The caller sends the broker's PUBACKs after `process` returns,
+so a crash before the commit leaves the messages with the broker, which
+delivers them again.
+
+The gateway runs one `Ingest` per MQTT lane (gateway/mqtt.py), each on its
+own thread, sharing the store, the live state and the command ids; the alarm
+lane's writes are `urgent`: the store lets them go before a waiting bulk
+transaction. The bulk lane's `checkpoint` (gateway/precedence.py) pauses it
+between slices of its work while an alarm is in progress. `process` says
+which units changed, and which of them by an alarm (a new status or SOS), for
+the live feed to send at once.
 
 No MQTT here: received messages come in as `Incoming`, commands go out
 through `send_command`.
@@ -18,7 +28,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +45,12 @@ MAX_FUTURE_S = 300.0
 # What a unit wants acknowledged once stored (positions leave its outbox on the
 # broker's PUBACK, except backlog batches).
 ACKED_KINDS = ("status", "sos")
+# What the command room must see at once: a frame of its own on the live feed.
+ALARM_KINDS = frozenset(("status", "sos"))
 PAYLOAD_SHOWN_BYTES = 80
+# With a checkpoint (the bulk lane), it is called every this many messages decoded, and
+# before each store transaction and each slice of records applied to the live state.
+CHECKPOINT_MESSAGES = 250
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,38 @@ class IngestMetrics:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     by_kind: Counter[str] = field(default_factory=Counter)  # decoded messages, by kind
-    batches: int = 0
+    batches: int = 0  # store transactions
     store_seconds: float = 0.0  # total time in store.write
     last_store_seconds: float = 0.0
+
+    @classmethod
+    def total(cls, parts: Iterable[IngestMetrics]) -> IngestMetrics:
+        """The lanes' counters added up (last_store_seconds: the longer of their latest)."""
+        total = cls()
+        for part in parts:
+            total.received += part.received
+            total.stored += part.stored
+            total.duplicates += part.duplicates
+            total.rejected.update(part.rejected)
+            total.by_kind.update(part.by_kind)
+            total.batches += part.batches
+            total.store_seconds += part.store_seconds
+            total.last_store_seconds = max(total.last_store_seconds, part.last_store_seconds)
+        return total
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a batch changed: unit ids, and those among them changed by an alarm."""
+
+    units: set[str] = field(default_factory=set)
+    alarms: set[str] = field(default_factory=set)
+
+
+def command_ids() -> Iterator[int]:
+    """Command ids that only grow, also across restarts (they start at the clock in ms): a unit
+    ignores a repeated one. next() on a count is atomic, so threads may share one."""
+    return itertools.count(int(time.time() * 1000) + 1)
 
 
 class FutureTime(ProtocolError):
@@ -72,38 +116,59 @@ class Ingest:
         state: LiveState,
         send_command: Callable[[Command], None],
         max_future_s: float = MAX_FUTURE_S,
+        *,
+        cmd_ids: Iterator[int] | None = None,
+        urgent: bool = False,
+        transaction_records: int | None = None,
+        checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.state = state
         self.send_command = send_command
         self.max_future_ms = int(max_future_s * 1000)
+        self.urgent = urgent
+        self.transaction_records = transaction_records
+        self.checkpoint = checkpoint
         self.metrics = IngestMetrics()
-        # Command ids only grow, also across restarts: a unit ignores a repeated one.
-        # next() on a count is atomic: the ingest thread and the HTTP API both take ids.
-        self._cmd_ids = itertools.count(int(time.time() * 1000) + 1)
+        # Shared by both lanes and the HTTP API (see command_ids()).
+        self._cmd_ids = cmd_ids if cmd_ids is not None else command_ids()
 
-    def process(self, batch: Iterable[Incoming]) -> set[str]:
-        """Store, apply and acknowledge a batch; return the ids of the units that changed."""
+    def process(self, batch: Iterable[Incoming]) -> Changes:
+        """Store, apply and acknowledge a batch; say which units changed."""
         records: list[Record] = []
         to_ack: list[tuple[str, int]] = []
-        for incoming in batch:
+        for index, incoming in enumerate(batch):
+            if index % CHECKPOINT_MESSAGES == 0:
+                self.checkpoint()
             self.metrics.received += 1
             decoded = self._decode(incoming)
             records += decoded
             to_ack += [(r.unit, r.seq) for r in decoded if _wants_ack(r, incoming.topic)]
         if not records:
-            return set()
-        started = time.perf_counter()
-        new = self.store.write(records)
-        elapsed = time.perf_counter() - started
-        self.metrics.batches += 1
-        self.metrics.store_seconds += elapsed
-        self.metrics.last_store_seconds = elapsed
+            return Changes()
+        new = self._write(records)
+        changed: set[str] = set()
+        size = self.transaction_records or len(new) or 1
+        for start in range(0, len(new), size):
+            self.checkpoint()
+            changed |= self.state.apply(new[start : start + size])
+        self._acknowledge(to_ack)
+        return Changes(changed, {r.unit for r in new if r.kind in ALARM_KINDS})
+
+    def _write(self, records: list[Record]) -> list[Record]:
+        size = self.transaction_records or len(records)
+        new: list[Record] = []
+        for start in range(0, len(records), size):
+            self.checkpoint()
+            started = time.perf_counter()
+            new += self.store.write(records[start : start + size], urgent=self.urgent)
+            elapsed = time.perf_counter() - started
+            self.metrics.batches += 1
+            self.metrics.store_seconds += elapsed
+            self.metrics.last_store_seconds = elapsed
         self.metrics.stored += len(new)
         self.metrics.duplicates += len(records) - len(new)
-        changed = self.state.apply(new)
-        self._acknowledge(to_ack)
-        return changed
+        return new
 
     def command_id(self) -> int:
         return next(self._cmd_ids)

@@ -1,17 +1,30 @@
-"""The gateway's MQTT session and its ingest thread.
+"""The gateway's two MQTT sessions (lanes) and their ingest threads.
 
-paho-mqtt with the gateway's user over TLS, QoS 1 and a persistent session
-with a stable client id, so nothing published while the gateway is down is
-lost. Manual acknowledgement: a message's PUBACK goes to the broker only
-after its batch is committed, in the order the messages came
+paho-mqtt with the gateway's user over TLS, QoS 1 and persistent sessions
+with stable client ids, so nothing published while the gateway is down is
+lost. Two sessions, so that an alarm never waits at the broker behind queued
+positions (the broker keeps one queue per session and delivers it in order):
+
+- the **bulk lane** (`client_id`, `balise-gateway` by default) subscribes to
+  `pos`, `batch`, `health` and `online`: the volume;
+- the **alarm lane** (`client_id` + `-alarm`) subscribes to `status` and
+  `sos`: what a unit waits for the command room to acknowledge.
+
+Manual acknowledgement on both: a message's PUBACK goes to the broker only
+after its batch is committed, in the order the messages came on that session
 ([MQTT-4.6.0-2]); a gateway killed before the commit gets them again. With
-`shared_group` it subscribes to `$share/<group>/…` over MQTT 5 so several
-gateways share the load.
+`shared_group` each lane subscribes to `$share/<group>/…` over MQTT 5 so
+several gateways share the load. Commands to units (acks, SOS acks,
+assignments) go out on the alarm lane's session, ahead of the bulk lane's
+stream of PUBACKs.
 
-Threads: paho's network thread only appends to the inbox; one ingest thread
-takes whatever has arrived as a batch (one message when idle, thousands under
-load), runs the pipeline, sends the PUBACKs and the commands, and hands the
-changed unit ids to `on_changes`.
+Threads: each session's paho network thread only appends to its lane's inbox;
+one ingest thread per lane takes whatever has arrived as a batch (one message
+when idle, thousands under load on the bulk lane), runs the pipeline, hands
+the changed unit ids to `on_changes` (alarms apart, to `on_alarms`) and sends
+the PUBACKs. The alarm lane counts its messages in and out of an `AlarmGate`
+(gateway/precedence.py), which the bulk lane and the live feed's deltas
+step aside for.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.ingest import Incoming, Ingest
+from gateway.precedence import AlarmGate
 from protocol import codec, topics
 
 log = logging.getLogger(__name__)
@@ -34,40 +48,59 @@ KEEPALIVE_SECONDS = 30
 MAX_BATCH = 5000
 RECONNECT_MIN_SECONDS = 1
 RECONNECT_MAX_SECONDS = 30
+MAX_INFLIGHT_MESSAGES = 1000
+# Which uplink kinds each session subscribes to: every uplink kind exactly once.
+BULK_KINDS = ("pos", "batch", "health", "online")
+ALARM_KINDS = ("status", "sos")
+ALARM_CLIENT_SUFFIX = "-alarm"
 
 
-class GatewayLink:
-    def __init__(self, config: GatewayConfig) -> None:
+class Lane:
+    """One MQTT session of the gateway: its paho client, its inbox, its connection count."""
+
+    def __init__(
+        self,
+        name: str,
+        config: GatewayConfig,
+        client_id: str,
+        kinds: tuple[str, ...],
+        legacy: tuple[str, ...] = (),
+        gate: AlarmGate | None = None,
+    ) -> None:
         from paho.mqtt import client as mqtt
 
+        self.name = name
+        self.gate = gate  # the alarm lane counts its messages in and out
         self.config = config
         self._mqtt = mqtt
         shared = config.shared_group is not None
-        self.subscription = (
-            f"$share/{config.shared_group}/{topics.UPLINK_SUBSCRIPTION}"
-            if shared
-            else topics.UPLINK_SUBSCRIPTION
-        )
+        prefix = f"$share/{config.shared_group}/" if shared else ""
+        self.subscriptions = [prefix + topics.PREFIX + "+/" + kind for kind in kinds]
+        # Filters an older gateway's persistent session may still hold: dropped at connect.
+        self.legacy = [prefix + topic for topic in legacy]
         protocol = mqtt.MQTTv5 if shared else mqtt.MQTTv311
         kwargs: dict[str, Any] = {} if shared else {"clean_session": False}
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
+            client_id=client_id,
             protocol=protocol,
             manual_ack=True,
             **kwargs,
         )
+        self.client_id = client_id
         broker = config.broker
         self.client.username_pw_set(broker.username, broker.password)
         self.client.tls_set(ca_certs=broker.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.reconnect_delay_set(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
-        self.client.max_inflight_messages_set(1000)
+        self.client.max_inflight_messages_set(MAX_INFLIGHT_MESSAGES)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         self.generation = 0
-        self.connected = threading.Event()
+        self._subscribe_mid: int | None = None
+        self.connected = threading.Event()  # connected and subscribed (SUBACK received)
 
     def start(self) -> None:
         broker = self.config.broker
@@ -92,9 +125,6 @@ class GatewayLink:
         self.client.loop_stop()
         self.inbox.put(None)
 
-    def send_command(self, command: Any) -> None:
-        self.client.publish(codec.topic_of(command), codec.encode(command), qos=1)
-
     def ack(self, batch: list[Incoming]) -> None:
         """PUBACK, in order, what came on the current connection; older ones the broker re-sends."""
         for incoming in batch:
@@ -107,53 +137,111 @@ class GatewayLink:
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the gateway: %s", reason_code)
+            log.error("broker refused the gateway's %s lane: %s", self.name, reason_code)
             return
         self.generation += 1
-        client.subscribe(self.subscription, qos=1)
+        if self.legacy:
+            client.unsubscribe(self.legacy)
+        _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in self.subscriptions])
+
+    def _on_subscribe(
+        self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        pairs = zip(self.subscriptions, reason_codes, strict=False)
+        refused = [topic for topic, code in pairs if code.is_failure]
+        if refused:  # the broker's ACL: the gateway would miss these kinds; /health says so
+            log.error(
+                "broker refused the %s lane's subscription to %s: check the gateway user's ACL",
+                self.name,
+                ", ".join(refused),
+            )
+            return
         self.connected.set()
         log.info(
-            "connected to %s:%d, subscribed to %s",
+            "%s lane connected to %s:%d as %s, subscribed to %s",
+            self.name,
             self.config.broker.host,
             self.config.broker.port,
-            self.subscription,
+            self.client_id,
+            ", ".join(self.subscriptions),
         )
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self.connected.clear()
-        log.warning("disconnected from the broker: %s", reason_code)
+        log.warning("%s lane disconnected from the broker: %s", self.name, reason_code)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         received_ms = int(time.time() * 1000)
+        if self.gate is not None:
+            self.gate.arrived()
         self.inbox.put(
             Incoming(message.topic, message.payload, received_ms, message.mid, self.generation)
         )
 
 
+class GatewayLink:
+    """Both lanes; commands to units go out on the alarm lane."""
+
+    def __init__(self, config: GatewayConfig, gate: AlarmGate | None = None) -> None:
+        self.config = config
+        self.bulk = Lane(
+            "bulk", config, config.client_id, BULK_KINDS, legacy=(topics.UPLINK_SUBSCRIPTION,)
+        )
+        alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
+        self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, gate=gate)
+        self.lanes = (self.bulk, self.alarm)
+
+    def start(self) -> None:
+        for lane in self.lanes:
+            lane.start()
+
+    def stop(self) -> None:
+        for lane in self.lanes:
+            lane.stop()
+
+    def wake(self) -> None:
+        """Make every ingest thread return (a None in each inbox)."""
+        for lane in self.lanes:
+            lane.inbox.put(None)
+
+    def is_connected(self) -> bool:
+        return all(lane.connected.is_set() for lane in self.lanes)
+
+    def send_command(self, command: Any) -> None:
+        self.alarm.client.publish(codec.topic_of(command), codec.encode(command), qos=1)
+
+
 def run_ingest(
-    link: GatewayLink,
+    lane: Lane,
     ingest: Ingest,
     on_changes: Callable[[set[str]], None],
+    on_alarms: Callable[[set[str]], None],
     stopping: threading.Event,
 ) -> None:
-    """The ingest thread: batch, process, PUBACK, report; until a None in the inbox."""
+    """A lane's ingest thread: batch, process, report, PUBACK; until a None in the inbox."""
     while not stopping.is_set():
-        first = link.inbox.get()
+        first = lane.inbox.get()
         if first is None:
             return
         batch = [first]
         while len(batch) < MAX_BATCH:
             try:
-                item = link.inbox.get_nowait()
+                item = lane.inbox.get_nowait()
             except queue.Empty:
                 break
             if item is None:
                 stopping.set()
                 break
             batch.append(item)
-        changed = ingest.process(batch)
-        link.ack(batch)
-        if changed:
-            on_changes(changed)
+        changes = ingest.process(batch)
+        if changes.alarms:
+            on_alarms(changes.alarms)
+        if changes.units - changes.alarms:
+            on_changes(changes.units - changes.alarms)
+        if lane.gate is not None:  # after on_alarms: the live feed has the alarm frame queued
+            lane.gate.done(len(batch))
+        lane.ack(batch)

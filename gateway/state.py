@@ -6,11 +6,16 @@ in time: a late or backfilled record goes to history, never moves a unit
 backwards on the map), the extrapolated position from the shared predictor,
 the status and since when, presence from `online` and the last will, staleness
 after silence, the SOS alarm and its stages, the latest health. Every change
-is returned as the unit's id so that consoles get deltas. No I/O.
+is returned as the unit's id so that consoles get deltas, and gives the unit
+a new `rev` (one counter for the whole state, only growing): a console that
+gets two views of a unit out of order (an alarm frame overtakes a delta)
+keeps the one with the higher rev. Two ingest threads (the lanes) and the API
+change it: every method holds the lock. No I/O.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,6 +84,7 @@ class UnitState:
     assignment: Assignment | None = None
     newest: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (t, seq) shown
     online_seqs: list[int] = field(default_factory=list)  # seqs of the last two online=true
+    rev: int = 0  # the state's change counter at this unit's latest change
 
     def view(self, now_ms: int) -> dict[str, Any]:
         """The unit as the API and consoles show it."""
@@ -99,6 +105,7 @@ class UnitState:
             }
         return {
             "id": self.unit,
+            "rev": self.rev,
             "type": self.type,
             "status": status.name_of(self.status) if self.status else None,
             "status_code": self.status,
@@ -138,7 +145,7 @@ def _alarm_view(alarm: Alarm | None) -> dict[str, Any] | None:
 
 
 class LiveState:
-    """Changed by the ingest thread, read by the API: every method holds `lock`."""
+    """Changed by the ingest threads and the API, read by the API: every method holds `lock`."""
 
     def __init__(
         self,
@@ -149,6 +156,7 @@ class LiveState:
         self.units: dict[str, UnitState] = {}
         self.stale_after_ms = int((heartbeat_s + grace_s) * 1000)
         self.lock = threading.RLock()
+        self._revs = itertools.count(1)
         self.fleet = dict(fleet or {})
         for unit_id in self.fleet:  # the deployment's units are shown before they first report
             self.unit(unit_id).stale = True
@@ -179,7 +187,12 @@ class LiveState:
                 state.stale = False
             _APPLY[record.kind](state, record)
             changed.add(record.unit)
+        self._touch(changed)
         return changed
+
+    def _touch(self, unit_ids: Iterable[str]) -> None:
+        for unit_id in unit_ids:
+            self.units[unit_id].rev = next(self._revs)
 
     def tick(self, now_ms: int) -> set[str]:
         """Mark units stale after silence; return the ids that changed."""
@@ -193,6 +206,7 @@ class LiveState:
             if silent != state.stale:
                 state.stale = silent
                 changed.add(state.unit)
+        self._touch(changed)
         return changed
 
     def acknowledge_sos(self, unit_id: str, alarm_id: int, by: str, now_ms: int) -> bool:
@@ -207,6 +221,7 @@ class LiveState:
             return False
         if alarm.acknowledged_by is None:
             alarm.acknowledged_by, alarm.acknowledged_ms = by, now_ms
+            self._touch([unit_id])
         return True
 
     def assign(self, unit_id: str, assignment: Assignment) -> bool:
@@ -216,6 +231,7 @@ class LiveState:
             if state is None:
                 return False
             state.assignment = assignment
+            self._touch([unit_id])
             return True
 
 

@@ -36,6 +36,9 @@ HOST = "127.0.0.1"
 START_S = 20.0
 STOP_S = 10.0
 LOG_TAIL_CHARS = 4000
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "Address already in use"
+LANES = ("bulk", "alarm")  # the gateway's MQTT sessions (gateway/mqtt.py)
 
 
 def free_port(host: str = HOST) -> int:
@@ -178,6 +181,7 @@ class GatewayProcess:
         self.config = config
         self.db = db  # None: the one gateway.toml names
         self.http_host = http_host
+        self._port_chosen = http_port is None  # ours to change if another program takes it
         self.http_port = http_port or free_port()
         self.url = f"http://{http_host}:{self.http_port}"
         self.log_path = log_path
@@ -186,10 +190,26 @@ class GatewayProcess:
         self._connected = threading.Event()
 
     def start(self) -> None:
-        """Start it; return once it is connected to the broker and answers /health."""
+        """Start it; return once both its MQTT sessions are subscribed and it answers /health.
+
+        A port it chose itself and that another program took meanwhile (free_port() only
+        says it was free a moment ago) is replaced by another, a few times."""
+        for _attempt in range(PORT_ATTEMPTS):
+            try:
+                self._start()
+                return
+            except SimulatorError as exc:
+                if not (self._port_chosen and PORT_TAKEN in str(exc)):
+                    raise
+                self.http_port = free_port()
+                self.url = f"http://{self.http_host}:{self.http_port}"
+        self._start()
+
+    def _start(self) -> None:
         argv = ["gateway", "--config", str(self.config), "--http", self.url.removeprefix("http://")]
         argv += [] if self.db is None else ["--db", str(self.db)]
         self._connected = threading.Event()
+        self.lines = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "balise", *argv], stderr=subprocess.PIPE, text=True
         )
@@ -202,6 +222,7 @@ class GatewayProcess:
 
     def _read(self, process: subprocess.Popen[str], connected: threading.Event) -> None:
         assert process.stderr is not None
+        lanes_up: set[str] = set()  # both MQTT sessions subscribed: connected
         log = self.log_path.open("a") if self.log_path is not None else None
         try:
             for line in process.stderr:
@@ -209,9 +230,11 @@ class GatewayProcess:
                 if log is not None:
                     log.write(line)
                     log.flush()
-                if "connected to" in line:
+                lanes_up.update(lane for lane in LANES if f"{lane} lane connected to" in line)
+                if lanes_up == set(LANES):
                     connected.set()
         finally:
+            connected.set()  # it has ended: start() need not wait any longer to find out
             if log is not None:
                 log.close()
 

@@ -143,9 +143,13 @@ def connected(
     *,
     client_id: str,
     subscribe: Iterable[str] = (),
+    max_inflight: int | None = None,
 ) -> Iterator[Session]:
-    """A session connected over TLS (its CONNACK accepted), subscribed to `subscribe`."""
+    """A session connected over TLS (its CONNACK accepted), subscribed to `subscribe`;
+    `max_inflight` QoS 1 publishes unacknowledged at once (paho's default: 20)."""
     client = make_client(client_id, username=username, password=password, ca_cert=broker.ca_cert)
+    if max_inflight is not None:
+        client.max_inflight_messages_set(max_inflight)
     session = Session(client)
     client.on_message = session.on_message
     refusal = _connect(client, broker.host, broker.port)

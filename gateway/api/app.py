@@ -66,6 +66,10 @@ def create_app(context: ApiContext) -> FastAPI:
         hub.mark(ids)
         context.changed(ids)
 
+    def alarm(unit_ids: set[str]) -> None:
+        hub.alarm(unit_ids)
+        context.changed(unit_ids)
+
     def unit_view(unit_id: str) -> dict[str, Any]:
         views = state.views(_now_ms(), [unit_id])
         if not views:
@@ -217,7 +221,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 )
             )
             room.audit(who.name, "sos_ack", unit_id, f"alarm {alarm_id}")
-            mark({unit_id})
+            alarm({unit_id})
         acknowledged = unit_view(unit_id)["sos"]
         return {"unit": unit_id, **acknowledged}
 

@@ -21,7 +21,9 @@ class ApiContext:
     room: RoomStore
     send_command: Callable[[Any], None]  # a protocol Command onto the unit's cmd topic
     command_id: Callable[[], int]
-    metrics: IngestMetrics
+    metrics: Callable[[], IngestMetrics]  # the ingest counters, added up over the lanes
     mqtt_connected: Callable[[], bool]
+    # True while an alarm is on its way to the live feed: deltas wait (gateway/precedence.py).
+    alarms_pending: Callable[[], bool] = field(default=lambda: False)
     # Called with unit ids (or incident ids, as "incident:<id>") that changed, from any thread.
     changed: Callable[[set[str]], None] = field(default=lambda ids: None)

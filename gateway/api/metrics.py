@@ -1,6 +1,6 @@
 """`/metrics` for Prometheus: read from the gateway's counters at scrape time.
 
-The ingest thread counts in plain integers (IngestMetrics); this collector
+The ingest threads count in plain integers (IngestMetrics); this collector
 turns them into metric families when Prometheus asks, so the pipeline pays
 nothing per message for metrics.
 """
@@ -27,7 +27,7 @@ class GatewayCollector(Collector):
         self.hub = hub
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | SummaryMetricFamily]:
-        m = self.context.metrics
+        m = self.context.metrics()
         received = CounterMetricFamily(
             "balise_messages_received", "MQTT messages taken from the broker"
         )
@@ -73,7 +73,7 @@ class GatewayCollector(Collector):
             ("balise_websocket_clients", "consoles on the live feed", len(self.hub.clients)),
             (
                 "balise_mqtt_connected",
-                "1 when the broker link is up",
+                "1 when both MQTT lanes (bulk, alarm) are connected",
                 self.context.mqtt_connected(),
             ),
         ):

@@ -44,11 +44,12 @@ class TrackPoint:
 
 
 class Store(Protocol):
-    def write(self, records: list[Record]) -> list[Record]:
+    def write(self, records: list[Record], *, urgent: bool = False) -> list[Record]:
         """Store every record not stored before, in one transaction; return those new ones.
 
         Durable (committed) when it returns; a record whose (unit, seq) is
-        already stored is left alone, whatever its content.
+        already stored is left alone, whatever its content. Writers take turns;
+        an `urgent` one (the alarm lane) goes before writers already waiting.
         """
         ...
 

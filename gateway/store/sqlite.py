@@ -6,8 +6,11 @@ sqlite3. Exactly once: `messages` has (unit, seq) as its primary key and
 the same transaction which of its records are new, and fills the typed tables
 for those only.
 
-Threads: one writer connection, guarded by a lock (the gateway's writer
-thread uses it; `purge()` may come from elsewhere and waits its turn). Reads
+Threads: one writer connection, guarded by a lock (the gateway's two ingest
+threads use it; `purge()` may come from elsewhere and waits its turn). The
+lock lets an urgent writer (`write(..., urgent=True)`: the alarm lane's small
+transactions) go before every non-urgent one waiting, so an SOS waits for at
+most the transaction being written, never for a queue of bulk batches. Reads
 (`track`, `latest`) never use it: they borrow a connection of their own from a
 small pool, so an HTTP request reads a committed snapshot (WAL lets readers
 and the writer run at once) without ever holding up ingest.
@@ -163,7 +166,7 @@ class SqliteStore(Store):
         self.path = Path(path)
         self._synchronous = "FULL" if durable_fsync else "NORMAL"
         self._busy_timeout_ms = busy_timeout_ms
-        self._write_lock = threading.Lock()
+        self._write_lock = _WriteLock()
         self._pool_lock = threading.Lock()
         self._idle_readers: list[sqlite3.Connection] = []
         self._closed = False
@@ -297,9 +300,9 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: {action} failed: {exc}") from exc
 
     @contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, action: str, urgent: bool = False) -> Iterator[sqlite3.Connection]:
         """The writer, locked, inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error)."""
-        with self._write_lock, self._guard(action):
+        with self._write_lock.hold(urgent), self._guard(action):
             if self._closed:
                 raise StoreError(f"{self.path}: {action} on a closed store")
             conn = self._writer
@@ -333,14 +336,14 @@ class SqliteStore(Store):
 
     # -- Store ---------------------------------------------------------------
 
-    def write(self, records: list[Record]) -> list[Record]:
+    def write(self, records: list[Record], *, urgent: bool = False) -> list[Record]:
         """Store the records not stored before, in one transaction; return those, in order."""
         if not records:
             return []
         unknown = {record.kind for record in records} - KINDS
         if unknown:
             raise StoreError(f"cannot store records of kind {', '.join(sorted(unknown))}")
-        with self._transaction("write") as conn:
+        with self._transaction("write", urgent) as conn:
             new = self._insert_messages(conn, records)
             self._insert_typed(conn, new)
             self._checkpointer.written(len(new))
@@ -428,7 +431,7 @@ class SqliteStore(Store):
         for conn in idle:
             conn.close()
         self._checkpointer.stop()  # before taking the write lock, which it may be waiting for
-        with self._write_lock:
+        with self._write_lock.hold():
             try:
                 self._writer.execute("PRAGMA optimize")
             except sqlite3.Error as exc:
@@ -450,6 +453,47 @@ class SqliteStore(Store):
         return f"SqliteStore({str(self.path)!r})"
 
 
+class _WriteLock:
+    """One writer at a time; an urgent one goes before the non-urgent ones waiting.
+
+    threading.Lock wakes waiters in no set order, and a bulk writer that
+    releases it and asks again at once usually gets it back; here a waiting
+    urgent writer makes every non-urgent request wait until it has had its turn.
+    """
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition(threading.Lock())
+        self._held = False
+        self._waiting = 0
+        self._urgent_waiting = 0
+
+    def waiting(self) -> int:
+        """How many writers wait for their turn (for tests and metrics)."""
+        with self._turn:
+            return self._waiting
+
+    @contextmanager
+    def hold(self, urgent: bool = False) -> Iterator[None]:
+        with self._turn:
+            self._waiting += 1
+            self._urgent_waiting += urgent
+            try:
+                if urgent:
+                    self._turn.wait_for(lambda: not self._held)
+                else:
+                    self._turn.wait_for(lambda: not self._held and not self._urgent_waiting)
+            finally:
+                self._waiting -= 1
+                self._urgent_waiting -= urgent
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._held = False
+                self._turn.notify_all()
+
+
 class _Checkpointer:
     """Copies the WAL into the database file on a thread of its own.
 
@@ -462,7 +506,7 @@ class _Checkpointer:
     The writer waits only for that second pass.
     """
 
-    def __init__(self, conn: sqlite3.Connection, write_lock: threading.Lock, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, write_lock: _WriteLock, path: Path) -> None:
         self._conn = conn
         self._write_lock = write_lock
         self._path = path
@@ -496,7 +540,7 @@ class _Checkpointer:
 
     def _checkpoint(self) -> None:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        with self._write_lock:
+        with self._write_lock.hold():
             if self._stopping:
                 return
             self._records = 0

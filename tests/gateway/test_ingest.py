@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.ingest import Incoming, Ingest
+from gateway.ingest import Changes, Incoming, Ingest, IngestMetrics, command_ids
 from gateway.state import LiveState
 from gateway.store.sqlite import SqliteStore
 from protocol import codec, predictor
@@ -25,7 +26,7 @@ class Pipeline:
         self.ingest = Ingest(self.store, self.state, self.commands.append)
         self.now_ms = int(time.time() * 1000)
 
-    def feed(self, *messages: Any, raw: list[tuple[str, bytes]] = ()) -> set[str]:  # type: ignore[assignment]
+    def feed(self, *messages: Any, raw: list[tuple[str, bytes]] = ()) -> Changes:  # type: ignore[assignment]
         batch = [Incoming(codec.topic_of(m), codec.encode(m), self.now_ms) for m in messages]
         batch += [Incoming(topic, payload, self.now_ms) for topic, payload in raw]
         return self.ingest.process(batch)
@@ -52,7 +53,7 @@ def position(seq: int, t_ms: int, lat: float = 34.26, lon: float = -6.58) -> Pos
 
 def test_a_position_is_stored_and_shown(pipeline: Pipeline) -> None:
     t = pipeline.now_ms
-    assert pipeline.feed(position(1, t)) == {UNIT}
+    assert pipeline.feed(position(1, t)) == Changes({UNIT}, set())  # a move, not an alarm
     assert pipeline.view()["position"]["lat"] == 34.26
     assert [p.seq for p in pipeline.store.track(UNIT, t - 1, t + 1)] == [1]
     assert pipeline.acked() == []  # positions leave the unit on the broker's PUBACK
@@ -194,3 +195,78 @@ def test_a_braking_report_is_extrapolated_to_its_stop(pipeline: Pipeline) -> Non
     # 10 m/s braking at 2.5 m/s^2 stops 20 m on (constant speed would say 200 m).
     north = predictor.distance_m(34.26, -6.58, view["predicted"]["lat"], view["predicted"]["lon"])
     assert abs(north - 20.0) < 0.1
+
+
+def test_a_new_status_or_sos_is_an_alarm_and_its_repeat_changes_nothing(pipeline: Pipeline) -> None:
+    t = pipeline.now_ms
+    change = StatusChange(unit=UNIT, seq=5, t_ms=t, status=3)
+    assert pipeline.feed(change, position(6, t)) == Changes({UNIT}, {UNIT})
+    assert pipeline.feed(change) == Changes()  # a re-send: stored already, acknowledged again
+    raised = Sos(unit=UNIT, seq=7, t_ms=t, action="raise", alarm_id=7, lat=34.2, lon=-6.5)
+    assert pipeline.feed(raised).alarms == {UNIT}
+    assert pipeline.acked() == [(5, 5), (5, 5), (7, 7)]
+
+
+def test_a_status_that_overtakes_queued_positions_leaves_the_same_picture(tmp_path: Path) -> None:
+    """The alarm lane stores a status before the bulk lane stores the positions sent before it:
+    the unit ends up where and as it would have in send order, and no rev goes backwards."""
+    pictures = []
+    for name, order in (("in order", ("bulk", "alarm")), ("overtaken", ("alarm", "bulk"))):
+        pipeline = Pipeline(tmp_path / f"{name}.sqlite")
+        t = pipeline.now_ms
+        lanes = {
+            "bulk": [position(seq, t + seq, lat=34.26 + seq * 1e-3) for seq in range(1, 6)],
+            "alarm": [StatusChange(unit=UNIT, seq=6, t_ms=t + 6, status=4)],
+        }
+        revs = []
+        for lane in order:
+            pipeline.feed(*lanes[lane])
+            revs.append(pipeline.view()["rev"])
+        view = pipeline.view()
+        assert revs == sorted(revs) and revs[0] < revs[1]
+        pictures.append((view["position"]["lat"], view["status"], view["status_since"] - t))
+    assert pictures[0] == pictures[1] == (34.265, "on_scene", 6)
+
+
+def test_two_lanes_on_two_threads_store_everything_once_with_their_own_counters(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "gateway.sqlite")
+    state = LiveState()
+    commands: list[Any] = []
+    ids = command_ids()
+    bulk = Ingest(store, state, commands.append, cmd_ids=ids, transaction_records=100)
+    alarm = Ingest(store, state, commands.append, cmd_ids=ids, urgent=True)
+    t = int(time.time() * 1000)
+
+    def incoming(message: Any) -> Incoming:
+        return Incoming(codec.topic_of(message), codec.encode(message), t)
+
+    positions = [incoming(position(seq, t - 10_000 + seq)) for seq in range(1, 2001)]
+    statuses = [incoming(StatusChange(unit=UNIT, seq=s, t_ms=t, status=3)) for s in (3000, 3001)]
+    errors: list[BaseException] = []
+
+    def run(work: Any) -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: bulk.process(positions),)),
+        threading.Thread(target=run, args=(lambda: [alarm.process([s]) for s in statuses],)),
+        threading.Thread(target=run, args=(lambda: alarm.process(statuses[:1]),)),  # a re-send
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    total = IngestMetrics.total([bulk.metrics, alarm.metrics])
+    assert (total.received, total.stored, total.duplicates) == (2003, 2002, 1)
+    assert bulk.metrics.batches == 20  # 2000 positions in transactions of 100
+    assert len(store.track(UNIT, 0, t)) == 2000
+    cmd_ids = [command.cmd_id for command in commands]
+    assert len(cmd_ids) == len(set(cmd_ids)) == 3  # one counter: no id given twice
+    assert state.views(t, [UNIT])[0]["status"] == "en_route"
+    store.close()

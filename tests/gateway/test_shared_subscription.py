@@ -1,4 +1,5 @@
-"""Two gateways share the load through an MQTT 5 shared subscription on the real mosquitto."""
+"""Two gateways share the load through MQTT 5 shared subscriptions on the real mosquitto: their
+bulk lanes share the positions, their alarm lanes the statuses."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol import codec, topics
-from protocol.messages import Position
+from protocol import codec
+from protocol.messages import Position, StatusChange
 from tests.gateway_helpers import GatewayProcess, wait_until
 from tests.mqtt_helpers import Broker, connected
 
@@ -18,11 +19,12 @@ pytestmark = pytest.mark.broker
 UNIT = "KEN-M01"
 
 
-def seqs(db: Path) -> set[int]:
+def seqs(db: Path, kind: str = "pos") -> set[int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return {
-            seq for (seq,) in connection.execute("SELECT seq FROM messages WHERE unit = ?", (UNIT,))
-        }
+        rows = connection.execute(
+            "SELECT seq FROM messages WHERE unit = ? AND kind = ?", (UNIT, kind)
+        )
+        return {seq for (seq,) in rows}
 
 
 def test_each_message_goes_to_one_gateway_of_the_group(broker: Broker, tmp_path: Path) -> None:
@@ -39,12 +41,23 @@ def test_each_message_goes_to_one_gateway_of_the_group(broker: Broker, tmp_path:
         t0 = int(time.time() * 1000)
         with connected(broker, UNIT, broker.deployment.unit_password(UNIT), client_id=UNIT) as unit:
             for seq in range(1, 201):
-                position = Position(unit=UNIT, seq=seq, t_ms=t0 + seq, lat=34.26, lon=-6.58, fix=3)
-                unit.client.publish(topics.topic(UNIT, "pos"), codec.encode(position), qos=1)
-            wait_until(lambda: len(seqs(dbs[0]) | seqs(dbs[1])) == 200, what="all 200 stored")
-        a, b = seqs(dbs[0]), seqs(dbs[1])
-        assert a and b, "both gateways took a share"
-        assert not a & b, "no message went to both"
+                message: Position | StatusChange = (
+                    StatusChange(unit=UNIT, seq=seq, t_ms=t0 + seq, status=2 + seq % 3)
+                    if seq % 10 == 0
+                    else Position(unit=UNIT, seq=seq, t_ms=t0 + seq, lat=34.26, lon=-6.58, fix=3)
+                )
+                unit.client.publish(codec.topic_of(message), codec.encode(message), qos=1)
+            wait_until(
+                lambda: (
+                    len(seqs(dbs[0]) | seqs(dbs[1])) == 180
+                    and len(seqs(dbs[0], "status") | seqs(dbs[1], "status")) == 20
+                ),
+                what="all 200 stored",
+            )
+        for kind in ("pos", "status"):  # the bulk lanes share positions, the alarm lanes statuses
+            a, b = seqs(dbs[0], kind), seqs(dbs[1], kind)
+            assert a and b, f"both gateways took a share of {kind}"
+            assert not a & b, f"no {kind} went to both"
     finally:
         for gateway in gateways:
             gateway.kill()

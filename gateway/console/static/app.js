@@ -117,7 +117,14 @@ function connect() {
       units.clear();
       incidents.clear();
     }
-    for (const unit of frame.units || []) { units.set(unit.id, unit); dirty.add(unit.id); }
+    // snapshot, alarm (sent at once, ahead of queued deltas) and delta frames all carry unit
+    // views; an alarm frame may overtake a delta rendered before it: keep the higher rev.
+    for (const unit of frame.units || []) {
+      const known = units.get(unit.id);
+      if (known && known.rev > unit.rev) continue;
+      units.set(unit.id, unit);
+      dirty.add(unit.id);
+    }
     for (const incident of frame.incidents || []) incidents.set(incident.id, incident);
     if (frame.type === "snapshot") { setLive(true); boardStale = true; }
     if (frame.type !== "ping") scheduleRender();

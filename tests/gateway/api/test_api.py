@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -310,6 +311,51 @@ def test_the_live_feed_sends_a_snapshot_then_coalesced_deltas(room: Room) -> Non
         assert all(len(d["units"]) == 1 for d in deltas)  # only the unit that changed
 
 
+def test_a_status_and_an_sos_acknowledgement_come_in_alarm_frames_of_their_own(
+    room: Room,
+) -> None:
+    cookie = room.admin.http.cookies.get("balise_session")
+    url = room.gw.url.replace("http", "ws") + "/api/live"
+
+    def until(feed: Any, found: Any) -> dict[str, Any]:
+        while True:
+            frame = json.loads(feed.recv(timeout=10))
+            if found(frame):
+                return frame
+
+    def shows(frame: dict[str, Any], key: str, value: Any) -> bool:
+        return any(u["id"] == MOTO and u[key] == value for u in frame.get("units", []))
+
+    def moved(view: dict[str, Any]) -> bool:
+        return view["id"] == MOTO and (view["position"] or {}).get("lat") == 34.27
+
+    with ws_connect(url, additional_headers={"Cookie": f"balise_session={cookie}"}) as feed:
+        snapshot = json.loads(feed.recv(timeout=5))
+        seq = room.next_seq()
+        room.publish(StatusChange(unit=MOTO, seq=seq, t_ms=now_ms(), status=status.ON_SCENE))
+        frame = until(feed, lambda f: shows(f, "status", "on_scene"))
+        assert frame["type"] == "alarm" and [u["id"] for u in frame["units"]] == [MOTO]
+        rev = frame["units"][0]["rev"]
+        assert rev > next(u["rev"] for u in snapshot["units"] if u["id"] == MOTO)
+
+        room.publish(room.position(34.27, -6.58))
+        frame = until(feed, lambda f: any(moved(u) for u in f.get("units", [])))
+        assert frame["type"] == "delta"  # a move waits for the coalesced delta
+        assert frame["units"][0]["rev"] > rev
+
+        sos_seq = room.next_seq()
+        raised = Sos(unit=MOTO, seq=sos_seq, t_ms=now_ms(), action="raise", alarm_id=sos_seq)
+        room.publish(raised)
+        frame = until(feed, lambda f: any(u["sos"] for u in f.get("units", [])))
+        assert frame["type"] == "alarm"
+        response = room.admin.post(f"/api/units/{MOTO}/sos/{sos_seq}/ack")
+        assert response.status_code == 200, response.text
+        frame = until(
+            feed, lambda f: any((u["sos"] or {}).get("acknowledged_by") for u in f["units"])
+        )
+        assert frame["type"] == "alarm" and frame["units"][0]["sos"]["acknowledged_by"] == "amina"
+
+
 def test_health_says_503_when_the_broker_is_gone(room: Room) -> None:
     health = room.admin.get("/health")
     assert health.status_code == 200 and health.json()["mqtt"] == "connected"
@@ -370,4 +416,17 @@ def test_a_client_that_does_not_drain_its_frames_is_dropped_not_waited_for() -> 
     assert not client.dropped
     client.offer("one too many")
     assert client.dropped
-    assert client.queue.get_nowait() is None  # the sender's signal to close the socket
+    assert asyncio.run(client.next_frame(1)) is None  # the sender's signal to close the socket
+
+
+def test_an_alarm_frame_goes_out_before_the_deltas_queued_for_a_client() -> None:
+    client = live.Client()
+    for i in range(3):
+        client.offer(f"delta {i}")
+    client.offer("alarm 0", alarm=True)
+    client.offer("alarm 1", alarm=True)
+
+    async def drain() -> list[str | None]:
+        return [await client.next_frame(1) for _ in range(5)]
+
+    assert asyncio.run(drain()) == ["alarm 0", "alarm 1", "delta 0", "delta 1", "delta 2"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
+from gateway.store import Record
 from gateway.store import sqlite as store_sqlite
 from gateway.store.sqlite import SqliteStore
-from tests.gateway.store.records import T0_MS, Query, drive
+from tests.gateway.store.records import T0_MS, Query, drive, status
 
 UNITS = ("KEN-M01", "KEN-M02", "KEN-C01")
 BATCHES = 120
@@ -86,3 +89,39 @@ def test_purging_from_another_thread_while_writing(store: SqliteStore, query: Qu
     assert not errors, errors
     assert purged[0] == 300 * len(UNITS)
     assert query("SELECT count(*) FROM positions") == [((BATCHES * PER_UNIT - 300) * len(UNITS),)]
+
+
+def wait_for_waiters(store: SqliteStore, count: int) -> None:
+    """Until `count` writers wait for the write lock (they block on a Condition)."""
+    deadline = time.monotonic() + 10
+    while store._write_lock.waiting() < count:
+        assert time.monotonic() < deadline, "the writers never queued for the lock"
+        time.sleep(0.005)
+
+
+def test_an_urgent_write_goes_before_the_bulk_writes_already_waiting(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors: list[BaseException] = []
+    written: list[str] = []  # appended inside each transaction, so in the lock's order
+    insert = store._insert_messages
+
+    def recording_insert(conn: sqlite3.Connection, records: list[Record]) -> list[Record]:
+        written.append(f"{records[0].unit}/{records[0].seq}")
+        return insert(conn, records)
+
+    monkeypatch.setattr(store, "_insert_messages", recording_insert)
+    with store._write_lock.hold():  # a bulk transaction in progress
+        bulk = [
+            in_thread(f"bulk {n}", lambda n=n: store.write(drive("KEN-M01", [n])), errors)  # type: ignore[misc]
+            for n in (1, 2)
+        ]
+        wait_for_waiters(store, 2)
+        sos_record = status("KEN-M02", 1, T0_MS)
+        urgent = in_thread("urgent", lambda: store.write([sos_record], urgent=True), errors)  # type: ignore[misc]
+        wait_for_waiters(store, 3)
+    for thread in [*bulk, urgent]:
+        thread.join()
+    assert not errors, errors
+    assert written[0] == "KEN-M02/1", written  # before both bulk writes that waited longer
+    assert sorted(written) == ["KEN-M01/1", "KEN-M01/2", "KEN-M02/1"]
