@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 20.0
 PRESS_S = 0.15  # a gloved press
+KEEPALIVE_CHECK_S = 5  # how often paho's loop_misc runs for a unit (its keepalive is 30 s)
+SLOTS_PER_S = 20  # the fleet's clock wakes this often and steps the units due in that slot
 
 
 @dataclass
@@ -112,6 +114,7 @@ class SimUnit:
         self.mission_until = 0.0
         self.accepted_incident: str | None = None
         self.sos_acknowledged_at: float | None = None
+        self._writer: Any = None  # the socket, while the loop watches it for room to write
         self.client = self._client()
         self._reconnect: asyncio.TimerHandle | None = None
         self._attempt = 0
@@ -139,10 +142,12 @@ class SimUnit:
             loop.remove_reader(sock)
 
         def wants_write(c: Any, u: Any, sock: Any) -> None:
-            loop.add_writer(sock, c.loop_write)
+            self.fleet.flush_soon(self)
 
         def written(c: Any, u: Any, sock: Any) -> None:
-            loop.remove_writer(sock)
+            if self._writer is not None:
+                loop.remove_writer(self._writer)
+                self._writer = None
 
         client.on_socket_open = opened
         client.on_socket_close = closed
@@ -153,6 +158,16 @@ class SimUnit:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
+
+    def flush(self) -> None:
+        """Write what paho queued; only a socket that is full is left to the loop to watch."""
+        client = self.client
+        client.loop_write()
+        if self._writer is None and client.want_write():
+            sock = client.socket()
+            if sock is not None:
+                self._writer = sock
+                self.fleet.loop.add_writer(sock, client.loop_write)
 
     def connect(self) -> None:
         self._reconnect = None
@@ -295,11 +310,16 @@ class SimUnit:
             self.vehicle.patrol()
             self.mission = "patrol"
 
-    async def run(self, phase_s: float) -> None:
-        await asyncio.sleep(phase_s)
+    def start(self) -> None:
+        """Power on: the core boots, the link comes up, the rider reports available."""
         self.execute(self.core.start(self.fleet.clock.ticks(), int(time.time() * 1000)))
         self.connect()
         self.press(status.name_of(status.AVAILABLE))
+
+    async def run(self, phase_s: float) -> None:
+        """This unit alone on its own timer (a Fleet steps all of its units on one clock)."""
+        await asyncio.sleep(phase_s)
+        self.start()
         next_second = time.monotonic()
         while not self.fleet.stopping:
             next_second += 1.0
@@ -324,7 +344,8 @@ class SimUnit:
         self.execute(self.core.on_fix(fix, tick))
         self.execute(self.core.on_tick(tick))
         self.behave(now)
-        if self.connected:
+        # paho's keepalive (a PINGREQ after KEEPALIVE_S of silence) needs no finer check.
+        if self.connected and self.steps % KEEPALIVE_CHECK_S == 0:
             self.client.loop_misc()
 
     def stop(self) -> None:
@@ -344,6 +365,7 @@ class Fleet:
         self.stopping = False
         self.streets = StreetMap.generate(options.center, seed=options.seed)
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._to_flush: list[SimUnit] = []
         configs = load_units(options.deployment, options.units)
         types = _vehicle_types(options.deployment)
         self.units = [
@@ -373,15 +395,13 @@ class Fleet:
     async def run(
         self, duration_s: float | None = None, progress: Callable[[Fleet], None] | None = None
     ) -> None:
-        spread = self.options.connect_spread_s
-        tasks = [
-            asyncio.create_task(unit.run(spread * i / max(1, len(self.units))), name=unit.id)
-            for i, unit in enumerate(self.units)
-        ]
+        clock = asyncio.create_task(self._clock(), name="fleet clock")
         started = time.monotonic()
         try:
             while duration_s is None or time.monotonic() - started < duration_s:
                 await asyncio.sleep(1.0)
+                if clock.done():
+                    clock.result()  # a crash of the clock is the fleet's: raise it here
                 if progress is not None:
                     progress(self)
         finally:
@@ -389,9 +409,52 @@ class Fleet:
             for unit in self.units:
                 unit.stop()
             await asyncio.sleep(0.3)  # the DISCONNECTs go out
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            clock.cancel()
+            await asyncio.gather(clock, return_exceptions=True)
+
+    async def _clock(self) -> None:
+        """Step every unit once a second, each at its own phase, on one timer for the fleet.
+
+        A timer per unit costs a Task, a Future and a heap entry per unit-second; here the
+        units are started over `connect_spread_s` and kept in SLOTS_PER_S slots of the
+        second; one wake-up steps a slot. When the loop runs late, every slot that came
+        due is stepped (as a unit's own timer would catch up), and each unit's lag is how
+        late its step ran.
+        """
+        spread = self.options.connect_spread_s
+        count = len(self.units)
+        starts = [spread * i / max(1, count) for i in range(count)]
+        slots: list[list[SimUnit]] = [[] for _ in range(SLOTS_PER_S)]
+        origin = time.monotonic()
+        started = 0
+        slot = 0
+        while not self.stopping:
+            due = origin + slot / SLOTS_PER_S
+            # Even when late, yield once: the sockets' reads and writes run between slots.
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            units = slots[slot % SLOTS_PER_S]
+            while started < count and starts[started] <= due - origin:
+                unit = self.units[started]
+                unit.start()
+                units.append(unit)
+                started += 1
+            for unit in units:
+                unit.lag_s = lag = max(0.0, time.monotonic() - due)
+                if lag > unit.lag_max_s:
+                    unit.lag_max_s = lag
+                unit.second()
+            slot += 1
+
+    def flush_soon(self, unit: SimUnit) -> None:
+        """Write `unit`'s queued packets once this turn of the loop is done, with the others'."""
+        self._to_flush.append(unit)
+        if len(self._to_flush) == 1:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        units, self._to_flush = self._to_flush, []
+        for unit in units:
+            unit.flush()
 
     def connected(self) -> int:
         return sum(u.connected for u in self.units)
