@@ -81,6 +81,7 @@ class FleetOptions:
     tunnels: Sequence[Zone] = ()
     latency_s: float = 0.0
     connect_spread_s: float = 5.0
+    first_unit: int = 0  # where in the deployment's sorted units this fleet's begin
 
 
 class SimUnit:
@@ -366,7 +367,7 @@ class Fleet:
         self.streets = StreetMap.generate(options.center, seed=options.seed)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._to_flush: list[SimUnit] = []
-        configs = load_units(options.deployment, options.units)
+        configs = load_units(options.deployment, options.units, options.first_unit)
         types = _vehicle_types(options.deployment)
         self.units = [
             SimUnit(
@@ -456,6 +457,10 @@ class Fleet:
         for unit in units:
             unit.flush()
 
+    @property
+    def size(self) -> int:
+        return len(self.units)
+
     def connected(self) -> int:
         return sum(u.connected for u in self.units)
 
@@ -463,15 +468,21 @@ class Fleet:
         return sum(u.core.outbox.depth() for u in self.units)
 
 
-def load_units(deployment: Path, count: int) -> list[unit_config.PiUnitConfig]:
+def unit_files(deployment: Path, count: int, first: int = 0) -> list[Path]:
+    """The config files of units first..first+count-1 of the deployment (sorted by id)."""
     files = sorted((deployment / "units").glob("*.toml"))
     if not files:
         raise SimulatorError(f"{deployment}: no units/*.toml: provision the deployment first")
-    if count > len(files):
-        raise SimulatorError(
-            f"--units {count}: the deployment {deployment} has only {len(files)} units"
-        )
-    return [unit_config.load(path) for path in files[:count]]
+    if first < 0:
+        raise SimulatorError(f"--first-unit {first}: at least 0")
+    if first + count > len(files):
+        asked = f"--units {count}" + (f" from --first-unit {first}" if first else "")
+        raise SimulatorError(f"{asked}: the deployment {deployment} has only {len(files)} units")
+    return files[first : first + count]
+
+
+def load_units(deployment: Path, count: int, first: int = 0) -> list[unit_config.PiUnitConfig]:
+    return [unit_config.load(path) for path in unit_files(deployment, count, first)]
 
 
 def _vehicle_types(deployment: Path) -> dict[str, str]:
@@ -486,19 +497,21 @@ def _guess_type(unit_id: str) -> str:
     return "car" if "-C" in unit_id.upper() else "motorcycle"
 
 
-def progress_line(stream: Any = sys.stderr) -> Callable[[Fleet], None]:
+def progress_line(stream: Any = sys.stderr, processes: int = 1) -> Callable[[Any], None]:
+    """A line rewritten each second on a terminal, for a Fleet or a FleetProcesses."""
     last = [0, time.monotonic()]
+    where = f" in {processes} processes" if processes > 1 else ""
 
-    def show(fleet: Fleet) -> None:
+    def show(fleet: Any) -> None:
         now = time.monotonic()
         rate = (fleet.stats.published - last[0]) / max(1e-9, now - last[1])
         last[0], last[1] = fleet.stats.published, now
         line = (
-            f"units {fleet.connected()}/{len(fleet.units)} connected, {rate:.1f} msg/s, "
+            f"units {fleet.connected()}/{fleet.size} connected{where}, {rate:.1f} msg/s, "
             f"backlog {fleet.backlog()}"
         )
         if stream.isatty():
-            stream.write("\r" + line.ljust(70))
+            stream.write("\r" + line.ljust(79))
             stream.flush()
 
     return show

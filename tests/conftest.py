@@ -35,6 +35,20 @@ def free_port(host: str = BROKER_HOST) -> int:
         return port
 
 
+def processes_mentioning(text: str) -> list[str]:
+    """The processes whose command line contains `text` (to find what a test left running)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
 def mosquitto_program() -> str:
     # mosquitto lives in /usr/sbin, which is not always on PATH
     program = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
