@@ -85,6 +85,7 @@ def worker_report(fleet: Fleet, rss_start_kb: int) -> dict[str, Any]:
         lag_max_s=max((u.lag_max_s for u in units), default=0.0),
         rss_kb=rss_kb(),
         rss_start_kb=rss_start_kb,
+        t=time.monotonic(),  # CLOCK_MONOTONIC: the same clock in every process of the machine
     )
     for unit in units:
         unit.lag_max_s = 0.0
@@ -144,7 +145,13 @@ class Worker:
     count: int
     names: tuple[str, str]  # the first and last unit's id
     process: asyncio.subprocess.Process | None = None
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # the latest
+    # Over the reports since reset_window(): the first, the sum of the units' mean lag, the
+    # worst lag.
+    first_report: dict[str, Any] = field(default_factory=dict)
+    reports: int = 0
+    lag_total_s: float = 0.0
+    lag_max_s: float = 0.0
 
     def __str__(self) -> str:
         pid = f", pid {self.process.pid}" if self.process else ""
@@ -206,6 +213,24 @@ class FleetProcesses:
     def backlog(self) -> int:
         return self.total("backlog")
 
+    def reset_window(self) -> None:
+        for worker in self.workers:
+            worker.reports, worker.lag_total_s, worker.lag_max_s = 0, 0.0, 0.0
+
+    def rate(self, name: str) -> float:
+        """A counter's growth per second over the window, timed by the workers' own reports."""
+        rate = 0.0
+        for worker in self.workers:
+            first, last = worker.first_report, worker.report
+            if worker.reports > 1:
+                rate += (last[name] - first[name]) / (last["t"] - first["t"])
+        return rate
+
+    def lag_s(self) -> tuple[float, float]:
+        """(mean, worst) lag of a unit's step over the reports since reset_window()."""
+        mean = sum(w.count * w.lag_total_s / max(1, w.reports) for w in self.workers) / self.size
+        return mean, max(w.lag_max_s for w in self.workers)
+
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None]
 
@@ -242,9 +267,16 @@ class FleetProcesses:
         assert worker.process is not None and worker.process.stdout is not None
         async for line in worker.process.stdout:
             try:
-                worker.report = json.loads(line)
+                report = json.loads(line)
             except json.JSONDecodeError:
                 log.warning("%s: not a report: %r", worker, line[:200])
+                continue
+            worker.report = report
+            if not worker.reports:
+                worker.first_report = report
+            worker.reports += 1
+            worker.lag_total_s += report["lag_s"]
+            worker.lag_max_s = max(worker.lag_max_s, report["lag_max_s"])
         await worker.process.wait()
         if not self.stopping and self._failed is not None and not self._failed.done():
             self._failed.set_result(worker)
