@@ -28,6 +28,7 @@ import contextlib
 import io
 import os
 import resource
+import socket
 import ssl
 import subprocess
 import sys
@@ -56,6 +57,17 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime: fields 14 and 15
+
+
+def wait_listening(port: int, broker: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Until mosquitto accepts TCP on `port` (it reads 6,000 users first; a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        if broker.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"mosquitto is not listening on {port} (status {broker.poll()})")
+        time.sleep(0.1)
 
 
 class Row:
@@ -121,7 +133,7 @@ def one_row(size: int, processes: int, seconds: float) -> Row:
             stderr=subprocess.DEVNULL,
         )
         try:
-            time.sleep(1)
+            wait_listening(port, broker)
             gateway = tomllib.loads((deployment / "gateway.toml").read_text())["broker"]
             received = [0]
             sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-count")
