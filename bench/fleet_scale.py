@@ -12,9 +12,11 @@ have connected (the connect spread plus 5 s), a window of --seconds is measured.
 Printed per row: sessions connected; the real-time factor (simulated seconds the
 units stepped / wall seconds: 1.00 is real time); messages per second the units
 published and the subscriber received (delivered / published); CPU over the
-window, as % of one core, of the fleet's workers (all of them), of mosquitto and
-of this process (the counting subscriber); RSS per unit (the workers' growth
-from before their Fleet was made, divided by the units); the lag of a unit's
+window, as % of one core, of the fleet's workers (all of them), also per unit-second
+stepped (us/step: the fleet's cost per unit, which a busy machine disturbs less than
+the real-time factor), of mosquitto and of this process (the counting subscriber);
+RSS per unit (the workers' growth from before their Fleet was made, divided by the
+units); the lag of a unit's
 one-second step (mean and worst); the load average at the end of the row. The
 first (smallest) row is the in-run baseline. Nothing is asserted: see
 docs/benchmarks.md.
@@ -80,10 +82,11 @@ class Row:
 
     def line(self) -> str:
         ratio = self.delivered / max(self.sent, 1e-9)
+        step_us = self.fleet_cpu / max(self.factor * self.size, 1e-9) * 1e6
         return (
             f"  {self.size:>6,}  {self.processes:>5}  {self.connected:>9,}  {self.factor:>9.2f}"
             f"  {self.sent:>9.1f}  {self.delivered:>10.1f}  {ratio:>6.2f}"
-            f"  {self.fleet_cpu * 100:>7.0f} %  {self.broker_cpu * 100:>6.0f} %"
+            f"  {self.fleet_cpu * 100:>7.0f} %  {step_us:>7.0f}  {self.broker_cpu * 100:>6.0f} %"
             f"  {self.counter_cpu * 100:>5.0f} %  {self.kb_per_unit:>7.0f}"
             f"  {self.lag * 1000:>6.0f}  {self.lag_max * 1000:>6.0f}  {os.getloadavg()[0]:>5.2f}"
         )
@@ -175,7 +178,7 @@ def main() -> int:
     )
     print(
         "   units  procs  connected  real-time  pub msg/s  recv msg/s  deliv."
-        "  fleet CPU  broker  count  KB/unit  lag ms  max ms   load"
+        "  fleet CPU  us/step  broker  count  KB/unit  lag ms  max ms   load"
     )
     for size in (int(s) for s in args.sizes.split(",")):
         counts = []
