@@ -8,9 +8,11 @@ units, the real mosquitto (TLS), and `balise sim fleet --processes K`'s worker
 processes (every unit the real firmware core with its own MQTT session; K = 1 is
 one worker, the single-process fleet in a process of its own), plus a bare
 subscriber in this process counting what reaches the broker. After the units
-have connected (the connect spread plus 5 s), a window of --seconds is measured.
+have connected (the connect spread plus 10 s: each TLS handshake blocks its
+process's loop for a few ms), a window of --seconds is measured.
 Printed per row: sessions connected; the real-time factor (simulated seconds the
-units stepped / wall seconds: 1.00 is real time); messages per second the units
+units stepped / wall seconds: 1.00 is real time; a fleet a whole second late
+skips it, so below 1 is the share of seconds its units got a fix); messages per second the units
 published and the subscriber received (delivered / published); CPU over the
 window, as % of one core, of the fleet's workers (all of them), also per unit-second
 stepped (us/step: the fleet's cost per unit, which a busy machine disturbs less than
@@ -149,7 +151,7 @@ def one_row(size: int, processes: int, seconds: float) -> Row:
             spread = min(20.0, size / 100)
             options = FleetOptions(deployment, units=size, connect_spread_s=spread)
             fleet = FleetProcesses(options, processes)
-            asyncio.run(measure(fleet, row, seconds, spread + 5, received, broker.pid))
+            asyncio.run(measure(fleet, row, seconds, spread + 10, received, broker.pid))
             sub.disconnect()
             sub.loop_stop()
             return row

@@ -120,6 +120,7 @@ class SimUnit:
         self._reconnect: asyncio.TimerHandle | None = None
         self._attempt = 0
         self.steps = 0  # simulated seconds: steps / wall seconds is the real-time factor
+        self.owed_s = 0  # seconds a late fleet skipped: the next step covers them
         self.lag_s = self.lag_max_s = 0.0  # how late the latest / the latest-ever second ran
 
     # -- MQTT on the asyncio loop ------------------------------------------------------
@@ -332,7 +333,8 @@ class SimUnit:
     def second(self) -> None:
         self.steps += 1
         now = time.monotonic()
-        self.vehicle.step(1.0)
+        elapsed_s, self.owed_s = 1.0 + self.owed_s, 0  # owed: seconds the fleet skipped
+        self.vehicle.step(elapsed_s)
         inside = self.forced_offline or any(
             z.contains(self.vehicle.lat, self.vehicle.lon) for z in self.fleet.options.dead_zones
         )
@@ -418,9 +420,11 @@ class Fleet:
 
         A timer per unit costs a Task, a Future and a heap entry per unit-second; here the
         units are started over `connect_spread_s` and kept in SLOTS_PER_S slots of the
-        second; one wake-up steps a slot. When the loop runs late, every slot that came
-        due is stepped (as a unit's own timer would catch up), and each unit's lag is how
-        late its step ran.
+        second; one wake-up steps a slot, and each unit's lag is how late its step ran.
+        A fleet that falls a whole second behind skips it (its `steps` fall behind the wall
+        clock: the real-time factor drops below 1) instead of catching up with a burst of
+        steps, which would make the units report more (their positions jump) and fall
+        further behind.
         """
         spread = self.options.connect_spread_s
         count = len(self.units)
@@ -433,6 +437,14 @@ class Fleet:
             due = origin + slot / SLOTS_PER_S
             # Even when late, yield once: the sockets' reads and writes run between slots.
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            behind_s = int(time.monotonic() - due)
+            if behind_s >= 1:
+                # Whole seconds behind: every unit skips them rather than taking a burst of
+                # fixes (a receiver gives one a second); its vehicle moves on by as much.
+                slot += behind_s * SLOTS_PER_S
+                due += behind_s
+                for unit in self.units[:started]:
+                    unit.owed_s += behind_s
             units = slots[slot % SLOTS_PER_S]
             while started < count and starts[started] <= due - origin:
                 unit = self.units[started]

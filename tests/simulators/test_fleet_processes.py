@@ -3,11 +3,13 @@ mosquitto and gateway; every way of stopping it leaves no process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from balise.cli import build_parser
 from simulators.errors import SimulatorError
-from simulators.fleet import FleetOptions
+from simulators.fleet import Fleet, FleetOptions
 from simulators.fleet_processes import default_processes, shares, worker_argv
 from simulators.world import Zone
 from tests.conftest import free_port, processes_mentioning, provision
@@ -190,3 +192,41 @@ def test_workers_stop_by_themselves_when_the_parent_is_killed(big_broker: Broker
         os.kill(fleet.pid, signal.SIGKILL)  # no chance to stop anything: stdin closes
         fleet.wait()
         wait_until(lambda: not workers_of(deployment), timeout=15, what="the workers gone")
+
+
+def test_a_fleet_that_falls_seconds_behind_skips_them_instead_of_a_burst_of_fixes(
+    tmp_path: Path,
+) -> None:
+    # No broker: the units' connects are refused and retried, which is all this needs.
+    deployment = provision(tmp_path / "d", ("KEN-M01", "KEN-M02"), free_port()).directory
+    loop = asyncio.new_event_loop()
+    fleet = Fleet(FleetOptions(deployment, units=2, connect_spread_s=0), loop)
+    covered: dict[str, list[float]] = {u.id: [] for u in fleet.units}
+
+    def recording(unit_id: str, step: Callable[[float], None]) -> Callable[[float], None]:
+        def step_and_record(dt_s: float) -> None:
+            covered[unit_id].append(dt_s)
+            step(dt_s)
+
+        return step_and_record
+
+    async def stall_then_watch() -> None:
+        runner = asyncio.create_task(fleet.run())
+        await asyncio.sleep(1.5)
+        for unit in fleet.units:
+            covered[unit.id].clear()
+            unit.vehicle.step = recording(unit.id, unit.vehicle.step)  # type: ignore[method-assign]
+        time.sleep(3.2)  # the loop blocked: three whole seconds late
+        await asyncio.sleep(1.0)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+    loop.run_until_complete(stall_then_watch())
+    loop.close()
+    for unit in fleet.units:
+        steps = covered[unit.id]
+        # 4.2 s of wall clock: one or two steps after the stall, not four in a burst...
+        assert 1 <= len(steps) <= 2, steps
+        # ...and the first moves the vehicle on by the seconds skipped as well.
+        assert steps[0] >= 3.0 and 4.0 <= sum(steps) <= 5.0, steps
+        assert unit.owed_s == 0
