@@ -56,6 +56,8 @@ KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 20.0
 PRESS_S = 0.15  # a gloved press
 HOLD_MARGIN_S = 0.3  # a long press lasts a little longer than the unit needs
+KEEPALIVE_CHECK_S = 5  # how often paho's loop_misc runs for a unit (its keepalive is 30 s)
+SLOTS_PER_S = 20  # the fleet's clock wakes this often and steps the units due in that slot
 
 
 @dataclass
@@ -89,6 +91,7 @@ class FleetOptions:
     storage_dir: Path | None = None
     # Builds each unit's outbox (unit id, storage): a scenario's hook to see every record.
     outbox_factory: Callable[[str, Any], Outbox] = Outbox
+    first_unit: int = 0  # where in the deployment's sorted units this fleet's begin
 
 
 class SimUnit:
@@ -103,7 +106,6 @@ class SimUnit:
         self.rng = rng
         self.powered = True  # False between power_cut() and reboot()
         self.boots = 1
-        self.task: asyncio.Task[None] | None = None
         self._boot_core()
         self.vehicle = Vehicle(kind, fleet.streets, rng)
         self.vehicle.patrol()
@@ -119,10 +121,12 @@ class SimUnit:
         self.mission_until = 0.0
         self.accepted_incident: str | None = None
         self.sos_acknowledged_at: float | None = None
+        self._writer: Any = None  # the socket, while the loop watches it for room to write
         self.client = self._client()
         self._reconnect: asyncio.TimerHandle | None = None
         self._attempt = 0
         self.steps = 0  # simulated seconds: steps / wall seconds is the real-time factor
+        self.owed_s = 0  # seconds a late fleet skipped: the next step covers them
         self.lag_s = self.lag_max_s = 0.0  # how late the latest / the latest-ever second ran
         self.connected_at: float | None = None  # monotonic time of the latest CONNACK
 
@@ -161,10 +165,12 @@ class SimUnit:
             loop.remove_reader(sock)
 
         def wants_write(c: Any, u: Any, sock: Any) -> None:
-            loop.add_writer(sock, c.loop_write)
+            self.fleet.flush_soon(self)
 
         def written(c: Any, u: Any, sock: Any) -> None:
-            loop.remove_writer(sock)
+            if self._writer is not None:
+                loop.remove_writer(self._writer)
+                self._writer = None
 
         client.on_socket_open = opened
         client.on_socket_close = closed
@@ -175,6 +181,16 @@ class SimUnit:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
+
+    def flush(self) -> None:
+        """Write what paho queued; only a socket that is full is left to the loop to watch."""
+        client = self.client
+        client.loop_write()
+        if self._writer is None and client.want_write():
+            sock = client.socket()
+            if sock is not None:
+                self._writer = sock
+                self.fleet.loop.add_writer(sock, client.loop_write)
 
     def connect(self) -> None:
         self._reconnect = None
@@ -262,8 +278,7 @@ class SimUnit:
         self.leds, self.buzzer = {}, ""
         self._boot_core()
         self.client = self._client()
-        self.task = self.fleet.loop.create_task(self.run(0.0, fresh=False), name=self.id)
-        self.fleet.tasks.append(self.task)
+        self.start(fresh=False)  # the fleet's clock steps it again from its next slot
 
     def restore_link(self) -> None:
         self.linked = True
@@ -390,25 +405,19 @@ class SimUnit:
             self.vehicle.patrol()
             self.mission = "patrol"
 
-    async def run(self, phase_s: float, fresh: bool = True) -> None:
-        await asyncio.sleep(phase_s)
-        boot = self.boots
+    def start(self, fresh: bool = True) -> None:
+        """Power on: the core boots, the link comes up, the rider reports available (not after
+        a reboot, and not without the behaviour model: a tester presses by hand)."""
         self.execute(self.core.start(self.fleet.clock.ticks(), int(time.time() * 1000)))
         self.connect()
         if fresh and self.fleet.options.rider:
             self.press(status.name_of(status.AVAILABLE))
-        next_second = time.monotonic()
-        while not self.fleet.stopping and self.powered and boot == self.boots:
-            next_second += 1.0
-            self.lag_s = max(0.0, time.monotonic() - next_second + 1.0)  # how late this second is
-            self.lag_max_s = max(self.lag_max_s, self.lag_s)
-            self.second()
-            await asyncio.sleep(max(0.0, next_second - time.monotonic()))
 
     def second(self) -> None:
         self.steps += 1
         now = time.monotonic()
-        self.vehicle.step(1.0)
+        elapsed_s, self.owed_s = 1.0 + self.owed_s, 0  # owed: seconds the fleet skipped
+        self.vehicle.step(elapsed_s)
         inside = self.forced_offline or any(
             z.contains(self.vehicle.lat, self.vehicle.lon) for z in self.fleet.options.dead_zones
         )
@@ -423,7 +432,8 @@ class SimUnit:
         self.execute(self.core.on_tick(tick))
         if self.fleet.options.rider:
             self.behave(now)
-        if self.connected:
+        # paho's keepalive (a PINGREQ after KEEPALIVE_S of silence) needs no finer check.
+        if self.connected and self.steps % KEEPALIVE_CHECK_S == 0:
             self.client.loop_misc()
 
     def observe_gps(self) -> Fix | None:
@@ -452,10 +462,12 @@ class Fleet:
         self.clock = MonotonicClock()
         self.stats = FleetStats()
         self.stopping = False
-        self.tasks: list[asyncio.Task[None]] = []
         self.streets = StreetMap.generate(options.center, seed=options.seed)
         self._contexts: dict[str, ssl.SSLContext] = {}
-        configs = load_units(options.deployment, options.units, options.unit_ids)
+        self._to_flush: list[SimUnit] = []
+        configs = load_units(
+            options.deployment, options.units, options.unit_ids, options.first_unit
+        )
         types = _vehicle_types(options.deployment)
         self.units = [
             unit_class(
@@ -484,16 +496,13 @@ class Fleet:
     async def run(
         self, duration_s: float | None = None, progress: Callable[[Fleet], None] | None = None
     ) -> None:
-        spread = self.options.connect_spread_s
-        for i, unit in enumerate(self.units):
-            unit.task = asyncio.create_task(
-                unit.run(spread * i / max(1, len(self.units))), name=unit.id
-            )
-            self.tasks.append(unit.task)
+        clock = asyncio.create_task(self._clock(), name="fleet clock")
         started = time.monotonic()
         try:
             while duration_s is None or time.monotonic() - started < duration_s:
                 await asyncio.sleep(1.0)
+                if clock.done():
+                    clock.result()  # a crash of the clock is the fleet's: raise it here
                 if progress is not None:
                     progress(self)
         finally:
@@ -501,9 +510,68 @@ class Fleet:
             for unit in self.units:
                 unit.stop()
             await asyncio.sleep(0.3)  # the DISCONNECTs go out
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            clock.cancel()
+            await asyncio.gather(clock, return_exceptions=True)
+
+    async def _clock(self) -> None:
+        """Step every unit once a second, each at its own phase, on one timer for the fleet.
+
+        A timer per unit costs a Task, a Future and a heap entry per unit-second; here the
+        units are started over `connect_spread_s` and kept in SLOTS_PER_S slots of the
+        second; one wake-up steps a slot, and each unit's lag is how late its step ran.
+        A fleet that falls a whole second behind skips it (its `steps` fall behind the wall
+        clock: the real-time factor drops below 1) instead of catching up with a burst of
+        steps, which would make the units report more (their positions jump) and fall
+        further behind.
+        """
+        spread = self.options.connect_spread_s
+        count = len(self.units)
+        starts = [spread * i / max(1, count) for i in range(count)]
+        slots: list[list[SimUnit]] = [[] for _ in range(SLOTS_PER_S)]
+        origin = time.monotonic()
+        started = 0
+        slot = 0
+        while not self.stopping:
+            due = origin + slot / SLOTS_PER_S
+            # Even when late, yield once: the sockets' reads and writes run between slots.
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            behind_s = int(time.monotonic() - due)
+            if behind_s >= 1:
+                # Whole seconds behind: every unit skips them rather than taking a burst of
+                # fixes (a receiver gives one a second); its vehicle moves on by as much.
+                slot += behind_s * SLOTS_PER_S
+                due += behind_s
+                for unit in self.units[:started]:
+                    unit.owed_s += behind_s
+            units = slots[slot % SLOTS_PER_S]
+            while started < count and starts[started] <= due - origin:
+                unit = self.units[started]
+                unit.start()
+                units.append(unit)
+                started += 1
+            for unit in units:
+                if not unit.powered:  # power_cut() until reboot()
+                    continue
+                unit.lag_s = lag = max(0.0, time.monotonic() - due)
+                if lag > unit.lag_max_s:
+                    unit.lag_max_s = lag
+                unit.second()
+            slot += 1
+
+    def flush_soon(self, unit: SimUnit) -> None:
+        """Write `unit`'s queued packets once this turn of the loop is done, with the others'."""
+        self._to_flush.append(unit)
+        if len(self._to_flush) == 1:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        units, self._to_flush = self._to_flush, []
+        for unit in units:
+            unit.flush()
+
+    @property
+    def size(self) -> int:
+        return len(self.units)
 
     def connected(self) -> int:
         return sum(u.connected for u in self.units)
@@ -512,27 +580,33 @@ class Fleet:
         return sum(u.core.outbox.depth() for u in self.units)
 
 
-def load_units(
-    deployment: Path, count: int, unit_ids: Sequence[str] = ()
-) -> list[unit_config.PiUnitConfig]:
-    """The first `count` units of a deployment, or those named in `unit_ids`."""
+def unit_files(deployment: Path, count: int, first: int = 0) -> list[Path]:
+    """The config files of units first..first+count-1 of the deployment (sorted by id)."""
     files = sorted((deployment / "units").glob("*.toml"))
     if not files:
         raise SimulatorError(f"{deployment}: no units/*.toml: provision the deployment first")
-    if unit_ids:
-        known = {path.stem: path for path in files}
-        missing = [unit_id for unit_id in unit_ids if unit_id not in known]
-        if missing:
-            raise SimulatorError(
-                f"unit {', '.join(missing)}: not in the deployment {deployment} "
-                f"(its units: {', '.join(known)})"
-            )
-        return [unit_config.load(known[unit_id]) for unit_id in unit_ids]
-    if count > len(files):
+    if first < 0:
+        raise SimulatorError(f"--first-unit {first}: at least 0")
+    if first + count > len(files):
+        asked = f"--units {count}" + (f" from --first-unit {first}" if first else "")
+        raise SimulatorError(f"{asked}: the deployment {deployment} has only {len(files)} units")
+    return files[first : first + count]
+
+
+def load_units(
+    deployment: Path, count: int, unit_ids: Sequence[str] = (), first: int = 0
+) -> list[unit_config.PiUnitConfig]:
+    """Units first..first+count-1 of a deployment, or those named in `unit_ids`."""
+    if not unit_ids:
+        return [unit_config.load(path) for path in unit_files(deployment, count, first)]
+    known = {path.stem: path for path in sorted((deployment / "units").glob("*.toml"))}
+    missing = [unit_id for unit_id in unit_ids if unit_id not in known]
+    if missing:
         raise SimulatorError(
-            f"--units {count}: the deployment {deployment} has only {len(files)} units"
+            f"unit {', '.join(missing)}: not in the deployment {deployment} "
+            f"(its units: {', '.join(known)})"
         )
-    return [unit_config.load(path) for path in files[:count]]
+    return [unit_config.load(known[unit_id]) for unit_id in unit_ids]
 
 
 def _vehicle_types(deployment: Path) -> dict[str, str]:
@@ -547,19 +621,21 @@ def _guess_type(unit_id: str) -> str:
     return "car" if "-C" in unit_id.upper() else "motorcycle"
 
 
-def progress_line(stream: Any = sys.stderr) -> Callable[[Fleet], None]:
+def progress_line(stream: Any = sys.stderr, processes: int = 1) -> Callable[[Any], None]:
+    """A line rewritten each second on a terminal, for a Fleet or a FleetProcesses."""
     last = [0, time.monotonic()]
+    where = f" in {processes} processes" if processes > 1 else ""
 
-    def show(fleet: Fleet) -> None:
+    def show(fleet: Any) -> None:
         now = time.monotonic()
         rate = (fleet.stats.published - last[0]) / max(1e-9, now - last[1])
         last[0], last[1] = fleet.stats.published, now
         line = (
-            f"units {fleet.connected()}/{len(fleet.units)} connected, {rate:.1f} msg/s, "
+            f"units {fleet.connected()}/{fleet.size} connected{where}, {rate:.1f} msg/s, "
             f"backlog {fleet.backlog()}"
         )
         if stream.isatty():
-            stream.write("\r" + line.ljust(70))
+            stream.write("\r" + line.ljust(79))
             stream.flush()
 
     return show

@@ -24,7 +24,8 @@ from simulators.nmea import sentences
 from simulators.world import KENITRA, StreetMap, Vehicle
 
 
-def _center(text: str) -> tuple[float, float]:
+def center_arg(text: str) -> tuple[float, float]:
+    """LAT,LON for argparse (a city's centre)."""
     try:
         lat, lon = (float(part) for part in text.split(","))
     except ValueError:
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=None, help="seconds (default: forever; a log: 600)"
     )
     parser.add_argument("--kind", choices=("motorcycle", "car"), default="motorcycle")
-    parser.add_argument("--center", type=_center, default=KENITRA, metavar="LAT,LON")
+    parser.add_argument("--center", type=center_arg, default=KENITRA, metavar="LAT,LON")
     roads = parser.add_mutually_exclusive_group()
     roads.add_argument("--geojson", type=Path, help="roads to drive instead of a generated city")
     roads.add_argument("--gpx", type=Path, help="a GPX track to drive along")

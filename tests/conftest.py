@@ -27,6 +27,20 @@ def free_port(host: str = BROKER_HOST) -> int:
     return processes.free_port(host)
 
 
+def processes_mentioning(text: str) -> list[str]:
+    """The processes whose command line contains `text` (to find what a test left running)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
 def mosquitto_program() -> str:
     try:
         return processes.mosquitto_program()

@@ -107,5 +107,12 @@ class Api:
         assert response.status_code == 200, response.text
         return {unit["id"]: unit for unit in response.json()}
 
+    def all_live(self, count: int) -> bool:
+        """True once `count` units are on the API, each online, placed and available."""
+        units = self.units()
+        return len(units) == count and all(
+            u["online"] and u["position"] and u["status"] == "available" for u in units.values()
+        )
+
     def close(self) -> None:
         self.http.close()

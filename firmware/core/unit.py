@@ -158,6 +158,7 @@ class Unit:
         self.gps_time = False  # offset_ms comes from trusted GPS time
         self.consecutive_3d = 0
         self.last_fix = None
+        self.reported_fix = None  # the fix of the latest position report
         self.link_up = False
         self.inflight = {}  # outbox token -> message
         self.status = None  # current status code
@@ -387,8 +388,11 @@ class Unit:
         self.outbox.add(change, tick_ms)
         self._save_state()
         actions = self._status_leds()
-        if self.last_fix is not None and self.policy.usable(self.last_fix):
-            actions += self._report_position(self.last_fix, tick_ms, "status")
+        # The status carries the position; a report of the fix beside it is only news when
+        # that fix has not been reported yet (else the room would get one point twice).
+        fix = self.last_fix
+        if fix is not None and fix is not self.reported_fix and self.policy.usable(fix):
+            actions += self._report_position(fix, tick_ms, "status")
         return actions + self._drain()
 
     def _status_leds(self):
@@ -555,6 +559,7 @@ class Unit:
         # The policy predicts from the report as the command room decodes it (rounded),
         # so its bound holds for what the room draws, not for the unit's own values.
         self.policy.reported(fix, codec.as_received(position), tick_ms)
+        self.reported_fix = fix
         self.outbox.add(position, tick_ms)
         return self._drain()
 

@@ -15,20 +15,10 @@ import pytest
 from protocol import status
 from simulators.fleet import Fleet, FleetOptions
 from simulators.world import Zone
-from tests.conftest import free_port, provision, running_broker
 from tests.gateway_helpers import Api, add_user, create_token, gateway, wait_until
 from tests.mqtt_helpers import Broker
 
 pytestmark = pytest.mark.broker
-
-UNITS = tuple(f"KEN-M{i:02d}" for i in range(1, 13)) + tuple(f"KEN-C{i:02d}" for i in range(1, 9))
-
-
-@pytest.fixture
-def big_broker(tmp_path: Path) -> Iterator[Broker]:
-    deployment = provision(tmp_path / "deployment", UNITS, free_port())
-    with running_broker(deployment, tmp_path / "mosquitto.log") as broker:
-        yield broker
 
 
 @contextmanager
@@ -66,14 +56,9 @@ def test_twenty_units_are_live_on_the_api_within_seconds_and_one_takes_an_assign
     options = FleetOptions(deployment, units=20, seed=1, on_scene_s=(1.0, 2.0), connect_spread_s=2)
     with gateway(big_broker, tmp_path / "gateway.sqlite") as gw, fleet_running(options) as fleet:
         api = Api(gw.url, token=create_token(gw.config, "test", "dispatcher"))
-
-        def all_live() -> bool:
-            units = api.units()
-            return len(units) == 20 and all(
-                u["online"] and u["position"] and u["status"] == "available" for u in units.values()
-            )
-
-        wait_until(all_live, timeout=20, what="all 20 units online, placed and available")
+        wait_until(
+            lambda: api.all_live(20), timeout=20, what="all 20 units online, placed and available"
+        )
         assert fleet.connected() == 20
         incident = api.post("/api/incidents", {"lat": 34.2610, "lon": -6.5802, "title": "Test"})
         nearest = api.get(f"/api/incidents/{incident.json()['id']}/nearest", limit=1).json()[0]

@@ -63,6 +63,14 @@ def test_a_status_press_is_published_at_once_and_blinks_until_the_gateway_acks()
     assert leds(harness.gateway_ack(change.seq), "b2") == [ON]
 
 
+def test_a_status_change_reports_a_fix_only_if_the_room_has_not_had_it():
+    harness = online_harness()  # its fix is reported
+    assert sent(harness.press("b2"), "pos") == []  # the status carries that same fix
+    harness.fix(lat=34.26105)  # 5.6 m on: within the bound, not reported by itself
+    reported = sent(harness.press("b3"), "pos")
+    assert [(message.reason, message.lat) for message in reported] == [("status", 34.26105)]
+
+
 def test_a_broker_puback_alone_does_not_light_the_led_steady():
     harness = online_harness()
     actions = harness.press("b1")
