@@ -44,7 +44,11 @@ def run(role: str, tmp_path: Path, programs: tuple[str, ...]) -> subprocess.Comp
         (bin_dir / name).chmod(0o755)
     (tmp_path / "sbin").mkdir(exist_ok=True)
     env = {"PATH": str(bin_dir), "BALISE_SBIN": str(tmp_path / "sbin")}
-    command = [str(bin_dir / "bash"), str(SCRIPT), role]
+    # A copy `nobody` can read, wherever the checkout is (a private folder, as mktemp makes).
+    script = tmp_path / SCRIPT.name
+    shutil.copyfile(SCRIPT, script)
+    script.chmod(0o644)
+    command = [str(bin_dir / "bash"), str(script), role]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         assert setpriv, "setpriv (util-linux) is needed to run the script as a non-root user"
