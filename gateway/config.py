@@ -66,9 +66,12 @@ class GatewayConfig:
 def load(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
+        # TOML is UTF-8 whatever the locale says (a dispatcher's name, a city's): not read_text().
+        document = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 at byte {exc.start}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:

@@ -60,3 +60,13 @@ def test_fleet_and_console_tables_are_read() -> None:
 def test_bad_values_name_their_key(table: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("]", r"\]")):
         config.parse({**BASE, table: value})
+
+
+def test_load_reads_utf8_and_names_bytes_that_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_bytes(b'db = "g\xc3\xa9.sqlite"\n[broker]\n')
+    with pytest.raises(ConfigError, match=r"gateway\.toml: \[broker\]|broker\.host: missing"):
+        config.load(path)  # past the decoding: the é was read
+    path.write_bytes(b'db = "\xe9"\n')
+    with pytest.raises(ConfigError, match=r"gateway\.toml: not valid TOML: not UTF-8 at byte 6$"):
+        config.load(path)
