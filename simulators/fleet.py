@@ -105,7 +105,6 @@ class SimUnit:
         self.config = config
         self.rng = rng
         self.powered = True  # False between power_cut() and reboot()
-        self.boots = 1
         self._boot_core()
         self.vehicle = Vehicle(kind, fleet.streets, rng)
         self.vehicle.patrol()
@@ -272,7 +271,6 @@ class SimUnit:
 
     def reboot(self) -> None:
         """Power back: a new core on the same storage, a new session; the rider presses nothing."""
-        self.boots += 1
         self.powered = True
         self._attempt = 0
         self.leds, self.buzzer = {}, ""
