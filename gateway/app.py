@@ -28,6 +28,8 @@ import uvicorn
 from gateway import config as gateway_config
 from gateway import console
 from gateway.api import ApiContext, create_app
+from gateway.bulk import BulkLane, run_bulk
+from gateway.errors import GatewayError
 from gateway.ingest import Ingest, IngestMetrics, command_ids
 from gateway.mqtt import GatewayLink, Lane, run_ingest
 from gateway.precedence import AlarmGate
@@ -175,6 +177,9 @@ class Gateway:
                 tasks.create_task(self._purge(), name="retention")
                 tasks.create_task(self.hub.run(self.stopping.is_set), name="live feed")
                 tasks.create_task(self._http(listening), name="http")
+        except* GatewayError as errors:
+            # The first cause, alone: the CLI prints it as one line and exits 2.
+            raise errors.exceptions[0] from None
         finally:
             self.link.stop()
             self.store.close()
@@ -193,10 +198,10 @@ class Gateway:
                 f"http: cannot listen on {self.config.http_host}:{self.config.http_port}"
             )
 
-    async def _ingest(self, lane: Lane) -> None:
+    async def _ingest(self, lane: BulkLane | Lane) -> None:
         try:
             await asyncio.to_thread(
-                run_ingest,
+                run_bulk if isinstance(lane, BulkLane) else run_ingest,  # type: ignore[arg-type]
                 lane,
                 self.ingests[lane.name],
                 self.hub.mark,

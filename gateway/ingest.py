@@ -88,6 +88,12 @@ class IngestMetrics:
             total.last_store_seconds = max(total.last_store_seconds, part.last_store_seconds)
         return total
 
+    def add(self, decoded: Decoded) -> None:
+        """Count a decoded batch in."""
+        self.received += decoded.received
+        self.rejected.update(decoded.rejected)
+        self.by_kind.update(decoded.by_kind)
+
 
 @dataclass(frozen=True)
 class Changes:
@@ -95,6 +101,15 @@ class Changes:
 
     units: set[str] = field(default_factory=set)
     alarms: set[str] = field(default_factory=set)
+
+    def hand_over(
+        self, on_changes: Callable[[set[str]], None], on_alarms: Callable[[set[str]], None]
+    ) -> None:
+        """Alarms to `on_alarms` (the live feed sends them at once), the rest to `on_changes`."""
+        if self.alarms:
+            on_alarms(self.alarms)
+        if self.units - self.alarms:
+            on_changes(self.units - self.alarms)
 
 
 def command_ids() -> Iterator[int]:
@@ -107,6 +122,55 @@ class FutureTime(ProtocolError):
     """The message's time is too far ahead of the gateway's clock."""
 
     reason = "future_time"
+
+
+@dataclass
+class Decoded:
+    """A batch decoded and validated: its records, what to acknowledge once they are
+    stored, and the counts (picklable: the bulk lane's worker process sends it over)."""
+
+    records: list[Record] = field(default_factory=list)
+    to_ack: list[tuple[str, int]] = field(default_factory=list)
+    received: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+
+class Decoder:
+    """protocol/ on received messages: records, or a rejection counted by reason and logged."""
+
+    def __init__(self, max_future_s: float = MAX_FUTURE_S) -> None:
+        self.max_future_ms = int(max_future_s * 1000)
+
+    def decode(
+        self, batch: Iterable[Incoming], checkpoint: Callable[[], None] = lambda: None
+    ) -> Decoded:
+        decoded = Decoded()
+        for index, incoming in enumerate(batch):
+            if index % CHECKPOINT_MESSAGES == 0:
+                checkpoint()
+            decoded.received += 1
+            records = self._decode(incoming, decoded)
+            decoded.records += records
+            decoded.to_ack += [(r.unit, r.seq) for r in records if _wants_ack(r, incoming.topic)]
+        return decoded
+
+    def _decode(self, incoming: Incoming, decoded: Decoded) -> list[Record]:
+        try:
+            message = codec.decode(incoming.topic, incoming.payload)
+            if message.KIND == "cmd":
+                raise ProtocolError("a command on an uplink subscription")
+            records = _records(message, incoming)
+            for record in records:
+                if record.t_ms > incoming.received_ms + self.max_future_ms:
+                    raise FutureTime(f"time {record.t_ms} is over {self.max_future_ms} ms ahead")
+        except ProtocolError as exc:
+            decoded.rejected[exc.reason] += 1
+            shown = incoming.payload[:PAYLOAD_SHOWN_BYTES]
+            log.warning("rejected %s: %s (%s): %r", incoming.topic, exc.reason, exc, shown)
+            return []
+        decoded.by_kind[message.KIND] += 1
+        return records
 
 
 class Ingest:
@@ -125,7 +189,7 @@ class Ingest:
         self.store = store
         self.state = state
         self.send_command = send_command
-        self.max_future_ms = int(max_future_s * 1000)
+        self.decoder = Decoder(max_future_s)
         self.urgent = urgent
         self.transaction_records = transaction_records
         self.checkpoint = checkpoint
@@ -134,16 +198,14 @@ class Ingest:
         self._cmd_ids = cmd_ids if cmd_ids is not None else command_ids()
 
     def process(self, batch: Iterable[Incoming]) -> Changes:
-        """Store, apply and acknowledge a batch; say which units changed."""
-        records: list[Record] = []
-        to_ack: list[tuple[str, int]] = []
-        for index, incoming in enumerate(batch):
-            if index % CHECKPOINT_MESSAGES == 0:
-                self.checkpoint()
-            self.metrics.received += 1
-            decoded = self._decode(incoming)
-            records += decoded
-            to_ack += [(r.unit, r.seq) for r in decoded if _wants_ack(r, incoming.topic)]
+        """Decode, store, apply and acknowledge a batch; say which units changed."""
+        return self.commit(self.decoder.decode(batch, self.checkpoint))
+
+    def commit(self, decoded: Decoded) -> Changes:
+        """Store, apply and acknowledge what a `Decoder` made of a batch (here or in the
+        bulk lane's worker process); say which units changed."""
+        self.metrics.add(decoded)
+        records = decoded.records
         if not records:
             return Changes()
         new = self._write(records)
@@ -152,7 +214,7 @@ class Ingest:
         for start in range(0, len(new), size):
             self.checkpoint()
             changed |= self.state.apply(new[start : start + size])
-        self._acknowledge(to_ack)
+        self._acknowledge(decoded.to_ack)
         return Changes(changed, {r.unit for r in new if r.kind in ALARM_KINDS})
 
     def _write(self, records: list[Record]) -> list[Record]:
@@ -172,23 +234,6 @@ class Ingest:
 
     def command_id(self) -> int:
         return next(self._cmd_ids)
-
-    def _decode(self, incoming: Incoming) -> list[Record]:
-        try:
-            message = codec.decode(incoming.topic, incoming.payload)
-            if message.KIND == "cmd":
-                raise ProtocolError("a command on an uplink subscription")
-            self.metrics.by_kind[message.KIND] += 1
-            records = _records(message, incoming)
-            for record in records:
-                if record.t_ms > incoming.received_ms + self.max_future_ms:
-                    raise FutureTime(f"time {record.t_ms} is over {self.max_future_ms} ms ahead")
-        except ProtocolError as exc:
-            self.metrics.rejected[exc.reason] += 1
-            shown = incoming.payload[:PAYLOAD_SHOWN_BYTES]
-            log.warning("rejected %s: %s (%s): %r", incoming.topic, exc.reason, exc, shown)
-            return []
-        return records
 
     def _acknowledge(self, stored: list[tuple[str, int]]) -> None:
         seqs_by_unit: dict[str, list[int]] = {}

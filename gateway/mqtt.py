@@ -35,12 +35,15 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import GatewayConfig
 from gateway.ingest import Incoming, Ingest
 from gateway.precedence import AlarmGate
 from protocol import codec, topics
+
+if TYPE_CHECKING:
+    from gateway.bulk import BulkLane
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,19 @@ class Lane:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
+        # Where _on_message hands each message (the bulk lane's worker: its batch).
+        self.deliver: Callable[[Incoming], None] = self.inbox.put
         self.generation = 0
         self._subscribe_mid: int | None = None
         self.connected = threading.Event()  # connected and subscribed (SUBACK received)
 
     def start(self) -> None:
+        """Connect and run the session on paho's own network thread."""
+        self.prepare()
+        self.client.loop_start()
+
+    def prepare(self) -> None:
+        """Set where and how to connect; the connection is made by the network loop."""
         broker = self.config.broker
         properties = None
         if self.config.shared_group is not None:
@@ -118,7 +129,6 @@ class Lane:
             clean_start=False if properties is not None else self._mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=properties,
         )
-        self.client.loop_start()
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -172,13 +182,14 @@ class Lane:
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self.connected.clear()
-        log.warning("%s lane disconnected from the broker: %s", self.name, reason_code)
+        level = logging.WARNING if reason_code.is_failure else logging.INFO  # not: we stopped
+        log.log(level, "%s lane disconnected from the broker: %s", self.name, reason_code)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         received_ms = int(time.time() * 1000)
         if self.gate is not None:
             self.gate.arrived()
-        self.inbox.put(
+        self.deliver(
             Incoming(message.topic, message.payload, received_ms, message.mid, self.generation)
         )
 
@@ -188,12 +199,14 @@ class GatewayLink:
 
     def __init__(self, config: GatewayConfig, gate: AlarmGate | None = None) -> None:
         self.config = config
-        self.bulk = Lane(
-            "bulk", config, config.client_id, BULK_KINDS, legacy=(topics.UPLINK_SUBSCRIPTION,)
+        from gateway.bulk import BulkLane
+
+        self.bulk = BulkLane(
+            config, config.client_id, BULK_KINDS, legacy=(topics.UPLINK_SUBSCRIPTION,)
         )
         alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
         self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, gate=gate)
-        self.lanes = (self.bulk, self.alarm)
+        self.lanes: tuple[BulkLane | Lane, ...] = (self.bulk, self.alarm)
 
     def start(self) -> None:
         for lane in self.lanes:
@@ -204,9 +217,9 @@ class GatewayLink:
             lane.stop()
 
     def wake(self) -> None:
-        """Make every ingest thread return (a None in each inbox)."""
-        for lane in self.lanes:
-            lane.inbox.put(None)
+        """Make every ingest thread return (the bulk worker stops, a None in the alarm inbox)."""
+        self.bulk.wake()
+        self.alarm.inbox.put(None)
 
     def is_connected(self) -> bool:
         return all(lane.connected.is_set() for lane in self.lanes)
@@ -238,10 +251,7 @@ def run_ingest(
                 break
             batch.append(item)
         changes = ingest.process(batch)
-        if changes.alarms:
-            on_alarms(changes.alarms)
-        if changes.units - changes.alarms:
-            on_changes(changes.units - changes.alarms)
+        changes.hand_over(on_changes, on_alarms)
         if lane.gate is not None:  # after on_alarms: the live feed has the alarm frame queued
             lane.gate.done(len(batch))
         lane.ack(batch)
