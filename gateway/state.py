@@ -167,6 +167,12 @@ class LiveState:
             ids = sorted(self.units if unit_ids is None else set(unit_ids) & set(self.units))
             return [self.units[unit_id].view(now_ms) for unit_id in ids]
 
+    def counts(self) -> tuple[int, int, int]:
+        """(units, online, stale), without rendering a view: /metrics asks at every scrape."""
+        with self.lock:
+            units = self.units.values()
+            return len(units), sum(u.online for u in units), sum(u.stale for u in units)
+
     def unit(self, unit_id: str) -> UnitState:
         state = self.units.get(unit_id)
         if state is None:

@@ -7,7 +7,6 @@ nothing per message for metrics.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -65,11 +64,11 @@ class GatewayCollector(Collector):
         )
         last.add_metric([], m.last_store_seconds)
         yield last
-        views = self.context.state.views(int(time.time() * 1000))
+        units, online, stale = self.context.state.counts()
         for name, doc, value in (
-            ("balise_units", "units the gateway knows", len(views)),
-            ("balise_units_online", "units online", sum(v["online"] for v in views)),
-            ("balise_units_stale", "units silent too long", sum(v["stale"] for v in views)),
+            ("balise_units", "units the gateway knows", units),
+            ("balise_units_online", "units online", online),
+            ("balise_units_stale", "units silent too long", stale),
             ("balise_websocket_clients", "consoles on the live feed", len(self.hub.clients)),
             (
                 "balise_mqtt_connected",

@@ -189,6 +189,11 @@ def test_an_assignment_is_sent_pending_then_accepted_when_the_unit_goes_en_route
     room.moto.publish(topics.topic(MOTO, "online"), codec.encode(hello))
     room.publish(room.position(34.2650, -6.5750))
     wait_until(lambda: room.admin.units()[MOTO]["online"], what="the unit online")
+    # The gauges count what /api/units shows: both units known, the motorcycle online and
+    # reporting, the car never heard from (stale since the gateway started).
+    assert metric(room.admin, "balise_units") == 2
+    assert metric(room.admin, "balise_units_online") == 1
+    assert metric(room.admin, "balise_units_stale") == 1
     created = room.admin.post("/api/incidents", {"lat": 34.2610, "lon": -6.5802, "title": "Crash"})
     assert created.status_code == 201, created.text
     incident = created.json()
