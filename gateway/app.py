@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -199,14 +200,14 @@ class Gateway:
             )
 
     async def _ingest(self, lane: BulkLane | Lane) -> None:
+        work = (
+            functools.partial(run_bulk, lane)
+            if isinstance(lane, BulkLane)
+            else functools.partial(run_ingest, lane)
+        )
         try:
             await asyncio.to_thread(
-                run_bulk if isinstance(lane, BulkLane) else run_ingest,  # type: ignore[arg-type]
-                lane,
-                self.ingests[lane.name],
-                self.hub.mark,
-                self.hub.alarm,
-                self.stopping,
+                work, self.ingests[lane.name], self.hub.mark, self.hub.alarm, self.stopping
             )
         finally:
             self.stop()  # one lane ending ends the other, and the service
