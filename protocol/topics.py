@@ -23,7 +23,7 @@ def is_unit_id(text):
     """True if `text` is a valid unit id: 1 to 32 of A-Z a-z 0-9 _ -."""
     if type(text) is not str or not 0 < len(text) <= UNIT_ID_MAX_CHARS:
         return False
-    return all(char in _UNIT_ID_CHARS for char in text)
+    return _UNIT_ID_CHARS.issuperset(text)
 
 
 def check_unit_id(text):

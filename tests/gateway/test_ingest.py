@@ -91,6 +91,8 @@ def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline
             ("balise/v1/KEN-M01/pos", b"{garbage"),
             ("balise/v1/KEN-M01/status", spoofed),  # KEN-C01's payload on KEN-M01's topic
             ("balise/v1/KEN-M01/pos", codec.encode(position(3, t + 3_600_000))),  # an hour ahead
+            # A number with no float: once an OverflowError that stopped the whole lane.
+            ("balise/v1/KEN-M01/pos", b'{"q":5,"t":%d,"la":%s,"lo":1}' % (t, b"9" * 400)),
             (
                 "balise/v1/KEN-M01/status",
                 codec.encode(StatusChange(unit=UNIT, seq=4, t_ms=t, status=1)),
@@ -98,7 +100,7 @@ def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline
         ],
     )
     rejected = pipeline.ingest.metrics.rejected
-    assert rejected == {"bad_json": 1, "unit_mismatch": 1, "future_time": 1}
+    assert rejected == {"bad_json": 1, "unit_mismatch": 1, "future_time": 1, "bad_value": 1}
     assert pipeline.view()["status"] == "available"
     assert [p.seq for p in pipeline.store.track(UNIT, t - 1, t + 7_200_000)] == [2]
 

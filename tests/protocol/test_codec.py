@@ -224,6 +224,13 @@ def test_rejections_name_the_reason():
         b'{"v":1,"u":"KEN-M01","q":1,"t":1,"la":1e999,"lo":1,"fx":3}',
         ["'la'", "finite"],
     )
+    # An integer with no float (hundreds of digits) is out of range, not an OverflowError
+    # that would escape decode and stop the gateway's ingest.
+    huge = b"9" * 400
+    check_rejected(BadValue, pos, b'{"q":1,"t":1,"la":' + huge + b',"lo":1}', ["'la'", "-90 to 90"])
+    check_rejected(
+        BadValue, "balise/v1/KEN-M01/health", b'{"q":1,"t":1,"vb":-' + huge + b"}", ["'vb'"]
+    )
     check_rejected(
         BadValue, pos, b'{"v":"1.0","u":"KEN-M01","q":1,"t":1,"la":1,"lo":1,"fx":3}', ["'v'"]
     )
