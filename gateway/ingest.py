@@ -146,31 +146,55 @@ class Decoder:
         self, batch: Iterable[Incoming], checkpoint: Callable[[], None] = lambda: None
     ) -> Decoded:
         decoded = Decoded()
+        records = decoded.records
+        by_kind: dict[str, int] = {}
         for index, incoming in enumerate(batch):
             if index % CHECKPOINT_MESSAGES == 0:
                 checkpoint()
             decoded.received += 1
-            records = self._decode(incoming, decoded)
-            decoded.records += records
-            decoded.to_ack += [(r.unit, r.seq) for r in records if _wants_ack(r, incoming.topic)]
+            message = self._decode(incoming, decoded)
+            if message is None:
+                continue
+            kind = message.KIND
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if kind == "batch":
+                items = _batch_records(message, incoming)
+                records += items
+                decoded.to_ack += [(r.unit, r.seq) for r in items]
+                continue
+            records.append(
+                Record(
+                    message.unit,
+                    message.seq,
+                    kind,
+                    message.t_ms,
+                    incoming.received_ms,
+                    incoming.payload,
+                    message,
+                )
+            )
+            if kind in ACKED_KINDS:
+                decoded.to_ack.append((message.unit, message.seq))
+        decoded.by_kind.update(by_kind)
         return decoded
 
-    def _decode(self, incoming: Incoming, decoded: Decoded) -> list[Record]:
+    def _decode(self, incoming: Incoming, decoded: Decoded) -> Any:
+        """The message, or None once its rejection is counted and logged."""
         try:
             message = codec.decode(incoming.topic, incoming.payload)
             if message.KIND == "cmd":
                 raise ProtocolError("a command on an uplink subscription")
-            records = _records(message, incoming)
-            for record in records:
-                if record.t_ms > incoming.received_ms + self.max_future_ms:
-                    raise FutureTime(f"time {record.t_ms} is over {self.max_future_ms} ms ahead")
+            newest_ms = incoming.received_ms + self.max_future_ms
+            timed = message.items if message.KIND == "batch" else (message,)
+            for item in timed:
+                if item.t_ms > newest_ms:
+                    raise FutureTime(f"time {item.t_ms} is over {self.max_future_ms} ms ahead")
         except ProtocolError as exc:
             decoded.rejected[exc.reason] += 1
             shown = incoming.payload[:PAYLOAD_SHOWN_BYTES]
             log.warning("rejected %s: %s (%s): %r", incoming.topic, exc.reason, exc, shown)
-            return []
-        decoded.by_kind[message.KIND] += 1
-        return records
+            return None
+        return message
 
 
 class Ingest:
@@ -249,36 +273,13 @@ class Ingest:
                 self.send_command(ack)
 
 
-def _records(message: Any, incoming: Incoming) -> list[Record]:
-    """A message as records: one, or one per item of a batch."""
-    if message.KIND == "batch":
-        return [
-            Record(
-                item.unit,
-                item.seq,
-                "pos",
-                item.t_ms,
-                incoming.received_ms,
-                codec.encode(item),
-                item,
-            )
-            for item in message.items
-        ]
+def _batch_records(batch: Any, incoming: Incoming) -> list[Record]:
+    """A backlog batch as records, one per item, each re-encoded as the `pos` it stands for."""
+    received_ms = incoming.received_ms
     return [
-        Record(
-            message.unit,
-            message.seq,
-            message.KIND,
-            message.t_ms,
-            incoming.received_ms,
-            incoming.payload,
-            message,
-        )
+        Record(item.unit, item.seq, "pos", item.t_ms, received_ms, codec.encode(item), item)
+        for item in batch.items
     ]
-
-
-def _wants_ack(record: Record, topic: str) -> bool:
-    return record.kind in ACKED_KINDS or topic.endswith("/batch")
 
 
 def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
