@@ -4,7 +4,7 @@
     http = "127.0.0.1:8080"          the command room's API
     [broker]  host, port, ca_file, username, password
     [ingest]  optional: client_id, shared_group (an MQTT 5 shared subscription),
-              max_future_s, heartbeat_s, grace_s, retention_days
+              max_future_s, heartbeat_s, grace_s, retention_days, bulk_nice
 
 Every error names the key.
 """
@@ -58,6 +58,9 @@ class GatewayConfig:
     heartbeat_s: float = 300.0
     grace_s: float = 60.0
     retention_days: float = 90.0
+    # How much lower the bulk lane's worker process runs than the gateway's (nice, 0-19):
+    # positions can wait a few milliseconds for a core, an SOS cannot (docs/gateway.md).
+    bulk_nice: int = 5
     room_db: str = ""  # accounts, audit log, incidents; default: room.sqlite beside db
     fleet: dict[str, str] = field(default_factory=dict)  # unit id -> vehicle type
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -104,6 +107,7 @@ def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
         heartbeat_s=_positive(ingest, "heartbeat_s", 300.0),
         grace_s=_positive(ingest, "grace_s", 60.0),
         retention_days=_positive(ingest, "retention_days", 90.0),
+        bulk_nice=_nice(_get(ingest, "ingest.", "bulk_nice", int, 5)),
         room_db=str(
             base / _get(document, "", "room_db", str, str(Path(db).parent / "room.sqlite"))
         ),
@@ -181,6 +185,14 @@ def _positive(table: dict[str, Any], key: str, default: float) -> float:
     value: float = _get(table, "ingest.", key, float, default)
     if value <= 0:
         raise ConfigError(f"ingest.{key}: must be positive, got {value}")
+    return value
+
+
+def _nice(value: int) -> int:
+    if not 0 <= value <= 19:
+        raise ConfigError(
+            f"ingest.bulk_nice: must be 0-19 (0: the gateway's own priority), got {value}"
+        )
     return value
 
 

@@ -79,6 +79,34 @@ def test_the_bulk_worker_ends_when_the_gateway_is_killed(broker: Broker, tmp_pat
     assert gone(worker)
 
 
+def nice(pid: int) -> int:
+    """A process's nice value, as the kernel has it (/proc/<pid>/stat field 19)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_bulk_worker_runs_below_the_gateway_that_sends_the_alarms(
+    broker: Broker, tmp_path: Path
+) -> None:
+    gateway = GatewayProcess(broker, tmp_path / "gateway.sqlite")
+    assert gateway.process is not None
+    try:
+        # gateway.toml leaves bulk_nice out: the default, 5 below the gateway's own priority.
+        assert nice(bulk_worker(gateway)) == nice(gateway.process.pid) + 5
+        publish_position(broker, 1)
+        wait_until(lambda: stored_seqs(tmp_path / "gateway.sqlite") == [1], what="stored")
+    finally:
+        gateway.kill()
+    config = tmp_path / "same-priority.toml"
+    text = (broker.deployment.directory / "gateway.toml").read_text()
+    config.write_text(text + "\n[ingest]\nbulk_nice = 0\n")
+    gateway = GatewayProcess(broker, tmp_path / "gateway.sqlite", config=config)
+    assert gateway.process is not None
+    try:
+        assert nice(bulk_worker(gateway)) == nice(gateway.process.pid)
+    finally:
+        gateway.kill()
+
+
 def test_a_dead_bulk_worker_stops_the_gateway_with_an_error(broker: Broker, tmp_path: Path) -> None:
     gateway = GatewayProcess(broker, tmp_path / "gateway.sqlite")
     assert gateway.process is not None

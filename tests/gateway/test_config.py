@@ -27,6 +27,8 @@ def test_defaults_put_the_room_database_beside_the_store_and_centre_on_kenitra()
     assert parsed.room_db == "/srv/balise/room.sqlite"
     assert parsed.console.center == (34.2610, -6.5802) and parsed.console.tile_url is None
     assert parsed.fleet == {}
+    assert parsed.bulk_nice == 5  # positions yield a core to alarms
+    assert config.parse({**BASE, "ingest": {"bulk_nice": 0}}).bulk_nice == 0
 
 
 def test_fleet_and_console_tables_are_read() -> None:
@@ -55,6 +57,9 @@ def test_fleet_and_console_tables_are_read() -> None:
         ("console", {"center": [34.0]}, "console.center: must be [lat, lon]"),
         ("console", {"zoom": 40}, "console.zoom: must be 1-19, got 40"),
         ("console", {"tile_url": "http://x/tiles.png"}, "console.tile_url: must contain {z}"),
+        ("ingest", {"bulk_nice": 20}, "ingest.bulk_nice: must be 0-19"),
+        ("ingest", {"bulk_nice": -5}, "ingest.bulk_nice: must be 0-19 .* got -5"),
+        ("ingest", {"bulk_nice": 2.5}, "ingest.bulk_nice: must be a int, got 2.5"),
     ],
 )
 def test_bad_values_name_their_key(table: str, value: Any, message: str) -> None:

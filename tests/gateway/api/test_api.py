@@ -107,8 +107,10 @@ def test_a_units_position_and_status_reach_the_api(room: Room) -> None:
     room.publish(room.position(34.2610, -6.5802, speed_mps=8.0, heading_deg=90.0))
     change = StatusChange(unit=MOTO, seq=room.next_seq(), t_ms=now_ms(), status=status.AVAILABLE)
     room.publish(change)
+    # Two lanes (docs/gateway.md): the status may be shown before the position sent first.
     unit = wait_until(
-        lambda: (u := room.admin.units()[MOTO])["status"] == "available" and u, what="the status"
+        lambda: (u := room.admin.units()[MOTO])["status"] == "available" and u["position"] and u,
+        what="the status and the position",
     )
     assert unit["position"]["lat"] == 34.2610 and unit["position"]["speed_mps"] == 8.0
     assert unit["stale"] is False and unit["status_since"] == change.t_ms
