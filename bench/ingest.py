@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/ingest.py [--units 10000] [--seconds 15] [--publishers 2]
                                      [--sos-every 0.5] [--backlog 100000]
-                                     [--broker-inflight N]
+                                     [--publisher-nice 19] [--broker-inflight N]
 
 A provisioned deployment and the real mosquitto (TLS) are started on free ports.
 Publisher processes send position messages for `--units` unit ids round robin, as
 fast as the broker takes them (QoS 1), as one bench user the ACL lets write every
 unit's topic (10,000 TLS sessions would measure the publishers, not the gateway).
+The publishers run at the lowest CPU priority (`--publisher-nice 19`): units are
+other machines, and on this one they should load the broker and the consumer
+under test, not take their CPU; `--publisher-nice 0` lets them compete (the worst
+case, and how this bench ran before 2026-12-06). Both phases run them the same way.
 
 1. Baseline: a bare paho-mqtt subscriber (QoS 1, automatic PUBACK) only counts
    messages for the same time: the ceiling of this broker on this machine. An SOS
@@ -88,9 +92,12 @@ def publisher(
     seconds: float,
     out: multiprocessing.Queue,  # type: ignore[type-arg]
     limit: int = 0,
+    nice: int = 0,
 ) -> None:
     """One process: positions for its share of the units, as fast as the broker takes them
-    (for `seconds`, or until `limit` messages are acknowledged by the broker)."""
+    (for `seconds`, or until `limit` messages are acknowledged by the broker), at CPU
+    priority `nice` (see --publisher-nice)."""
+    os.nice(nice)
     pub = client(f"bench-pub-{index}", Path(ca), BENCH_USER, BENCH_PASSWORD)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
@@ -137,7 +144,17 @@ def run_publishers(args: argparse.Namespace, port: int, ca: Path, total: int = 0
     procs = [
         multiprocessing.Process(
             target=publisher,
-            args=(i, args.publishers, args.units, port, str(ca), seconds, queue, share),
+            args=(
+                i,
+                args.publishers,
+                args.units,
+                port,
+                str(ca),
+                seconds,
+                queue,
+                share,
+                args.publisher_nice,
+            ),
         )
         for i in range(args.publishers)
     ]
@@ -454,6 +471,19 @@ def main() -> int:
         help="positions queued at the broker for the drain phase (0: skip it)",
     )
     parser.add_argument(
+        "--publisher-nice",
+        type=int,
+        default=19,
+        help="the publishers' CPU priority (19: they take only what the broker and the"
+        " subscriber under test leave, as units on other machines would; 0: they compete)",
+    )
+    parser.add_argument(
+        "--bulk-nice",
+        type=int,
+        default=None,
+        help="the gateway's [ingest] bulk_nice (default: the gateway's own default)",
+    )
+    parser.add_argument(
         "--broker-inflight",
         type=int,
         default=0,
@@ -476,6 +506,9 @@ def main() -> int:
                 "max_inflight_messages 1000", f"max_inflight_messages {args.broker_inflight}"
             )
         conf.write_text(text)
+        if args.bulk_nice is not None:
+            with (deployment / "gateway.toml").open("a") as gateway_toml:
+                gateway_toml.write(f"\n[ingest]\nbulk_nice = {args.bulk_nice}\n")
         with (deployment / "acl").open("a") as acl:
             acl.write(f"\nuser {BENCH_USER}\ntopic write balise/v1/#\n")
         mosquitto = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
@@ -488,8 +521,8 @@ def main() -> int:
             gateway_user = ("balise.gateway", _gateway_password(deployment))
             print(
                 f"ingest bench: {args.units:,} units, {args.publishers} publisher processes, "
-                f"{args.seconds:.0f} s per phase; {os.cpu_count()} cores, "
-                f"load {os.getloadavg()[0]:.2f}"
+                f"at nice {args.publisher_nice}, {args.seconds:.0f} s per phase; "
+                f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
             )
             bare, bare_latencies = bare_subscriber(args, port, ca, gateway_user)
             print(f"  bare paho subscriber (baseline, counts only)   {bare:>9,.0f} msg/s")
