@@ -282,3 +282,19 @@ def test_corrupted_bytes_raise_only_protocol_errors(message: Any, data: st.DataO
         index = data.draw(st.integers(0, len(payload) - 1))
         payload[index] = data.draw(st.integers(0, 255))
     decode_or_protocol_error(codec.topic_of(message), bytes(payload))
+
+
+# JSON integers too large for a float (10**400): they once escaped decode as an OverflowError,
+# which stopped the gateway's lane at every redelivery.
+huge_integers = st.integers(308, 600).map(lambda digits: 10**digits)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages, huge_integers, st.booleans(), st.data())
+def test_an_integer_too_large_for_a_float_in_any_field_is_a_protocol_error(
+    message: Any, huge: int, negative: bool, data: st.DataObject
+) -> None:
+    obj = json.loads(codec.encode(message))
+    target = data.draw(st.sampled_from(obj["ps"])) if "ps" in obj else obj
+    target[data.draw(st.sampled_from(sorted(target)))] = -huge if negative else huge
+    assert decode_or_protocol_error(codec.topic_of(message), json.dumps(obj).encode()) is None
