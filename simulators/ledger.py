@@ -199,10 +199,6 @@ class LedgerOutbox(Outbox):
         self.ledger.made(self.unit, message)
         super().add(message, tick_ms)
 
-    def held_seqs(self) -> set[int]:
-        """The seqs held now (pending or in flight): what a journal replay must give back."""
-        return set(self._records)
-
 
 def read_store(
     path: Path, unit_ids: set[str], since_ms: int

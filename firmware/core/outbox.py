@@ -321,6 +321,10 @@ class Outbox:
         """Records waiting: pending and in flight."""
         return len(self._records)
 
+    def held_seqs(self):
+        """The seqs held now (pending or in flight): what a journal replay must give back."""
+        return set(self._records)
+
     # -- publishing -----------------------------------------------------------------
 
     def _message(self, record):

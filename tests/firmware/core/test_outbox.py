@@ -213,6 +213,7 @@ def test_health_in_flight_is_kept_and_newer_health_replaces_pending_health():
     outbox.add(health(2), 0)
     outbox.add(health(3), 0)
     assert outbox.depth() == 2  # 1 in flight, 3 pending; 2 was superseded
+    assert outbox.held_seqs() == {1, 3}
     assert seqs_of(outbox.next_publishes(5)) == [[3]]
 
 
