@@ -27,12 +27,13 @@ from typing import Any
 import uvicorn
 
 from gateway import config as gateway_config
-from gateway import console
+from gateway import console, pauses
 from gateway.api import ApiContext, create_app
 from gateway.bulk import BulkLane, run_bulk
 from gateway.errors import GatewayError
 from gateway.ingest import Ingest, IngestMetrics, command_ids
 from gateway.mqtt import GatewayLink, Lane, run_ingest
+from gateway.pauses import GcPauses
 from gateway.precedence import AlarmGate
 from gateway.room import RoomStore
 from gateway.state import Assignment, LiveState
@@ -118,6 +119,7 @@ class Gateway:
             self.link.alarm.name: lane_ingest(urgent=True),
         }
         self.stopping = threading.Event()
+        self.gc_pauses = GcPauses()
         self.context = ApiContext(
             config=config,
             state=self.state,
@@ -128,6 +130,7 @@ class Gateway:
             metrics=lambda: IngestMetrics.total(i.metrics for i in self.ingests.values()),
             mqtt_connected=self.link.is_connected,
             alarms_pending=self.gate.pending,
+            gc_pauses=self.gc_pauses,
         )
         self.app = create_app(self.context)
         console.mount(self.app)
@@ -163,6 +166,10 @@ class Gateway:
             # Bound before the broker connections are made: they take ephemeral ports, and a
             # port chosen free a moment ago (as tests and benches do) may be one of them.
             listening = _listen(self.config.http_host, self.config.http_port)
+            # Set up: what lives now lives as long as the process (gateway/pauses.py).
+            self.gc_pauses.start()
+            frozen = pauses.tune()
+            log.debug("garbage collector: %d objects frozen after start-up", frozen)
             self.link.start()
             log.info(
                 "gateway: store %s, %d units known, HTTP on http://%s:%d/",
@@ -182,6 +189,7 @@ class Gateway:
             # The first cause, alone: the CLI prints it as one line and exits 2.
             raise errors.exceptions[0] from None
         finally:
+            self.gc_pauses.stop()
             self.link.stop()
             self.store.close()
             self.room.close()

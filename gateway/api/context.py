@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.ingest import IngestMetrics
+from gateway.pauses import GcPauses
 from gateway.room import RoomStore
 from gateway.state import LiveState
 from gateway.store import Store
@@ -27,3 +28,5 @@ class ApiContext:
     alarms_pending: Callable[[], bool] = field(default=lambda: False)
     # Called with unit ids (or incident ids, as "incident:<id>") that changed, from any thread.
     changed: Callable[[set[str]], None] = field(default=lambda ids: None)
+    # The garbage collector's pauses in this process (gateway/pauses.py), for /metrics.
+    gc_pauses: GcPauses | None = None

@@ -7,6 +7,7 @@ nothing per message for metrics.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.registry import Collector
 
 from gateway.api.context import ApiContext
+from gateway.pauses import GENERATIONS
 
 if TYPE_CHECKING:
     from gateway.api.live import Hub
@@ -79,6 +81,35 @@ class GatewayCollector(Collector):
             gauge = GaugeMetricFamily(name, doc)
             gauge.add_metric([], float(value))
             yield gauge
+        yield from self._gc()
+
+    def _gc(self) -> Iterator[GaugeMetricFamily | SummaryMetricFamily]:
+        pauses = self.context.gc_pauses
+        if pauses is None:
+            return
+        summary = SummaryMetricFamily(
+            "balise_gc_pause_seconds",
+            "the garbage collector's pauses (every thread waits), by generation",
+            labels=["generation"],
+        )
+        longest = GaugeMetricFamily(
+            "balise_gc_longest_pause_seconds",
+            "the longest garbage-collector pause since start, by generation",
+            labels=["generation"],
+        )
+        for generation in GENERATIONS:
+            label = [str(generation)]
+            summary.add_metric(
+                label, count_value=pauses.count[generation], sum_value=pauses.seconds[generation]
+            )
+            longest.add_metric(label, pauses.longest[generation])
+        yield summary
+        yield longest
+        frozen = GaugeMetricFamily(
+            "balise_gc_frozen_objects", "objects alive after start-up, which the collector skips"
+        )
+        frozen.add_metric([], gc.get_freeze_count())
+        yield frozen
 
 
 def registry(context: ApiContext, hub: Hub) -> CollectorRegistry:

@@ -196,6 +196,11 @@ def test_an_assignment_is_sent_pending_then_accepted_when_the_unit_goes_en_route
     assert metric(room.admin, "balise_units") == 2
     assert metric(room.admin, "balise_units_online") == 1
     assert metric(room.admin, "balise_units_stale") == 1
+    # The garbage collector: start-up frozen (gateway/pauses.py), every pause counted.
+    assert metric(room.admin, "balise_gc_frozen_objects") > 10_000
+    text = room.admin.get("/metrics").text
+    assert 'balise_gc_pause_seconds_count{generation="0"}' in text
+    assert 'balise_gc_longest_pause_seconds{generation="2"}' in text
     created = room.admin.post("/api/incidents", {"lat": 34.2610, "lon": -6.5802, "title": "Crash"})
     assert created.status_code == 201, created.text
     incident = created.json()
