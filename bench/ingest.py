@@ -372,9 +372,25 @@ def backlog_run(
         gw.wait(20)
 
 
+def gc_pauses(url: str) -> str:
+    """The gateway's garbage-collector pauses since it started, from /metrics (a pause
+    stops every thread of its process, an SOS's too: gateway/pauses.py)."""
+    values: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(("balise_gc_pause_seconds_count", "balise_gc_longest_pause_seconds")):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    parts = []
+    for generation in ("2", "1", "0"):
+        count = values.get(f'balise_gc_pause_seconds_count{{generation="{generation}"}}', 0)
+        longest = values.get(f'balise_gc_longest_pause_seconds{{generation="{generation}"}}', 0)
+        parts.append(f"generation {generation}: {count:,.0f}, longest {longest * 1000:.0f} ms")
+    return "; ".join(parts)
+
+
 def gateway_run(
     args: argparse.Namespace, deployment: Path, port: int, ca: Path, work: Path
-) -> tuple[float, list[tuple[float, float, float]]]:
+) -> tuple[float, list[tuple[float, float, float]], str]:
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     config = deployment / "gateway.toml"
@@ -439,7 +455,7 @@ def gateway_run(
         stop.set()
         for t in threads:
             t.join()
-        return rate, latencies
+        return rate, latencies, gc_pauses(url)
     finally:
         gw.terminate()
         gw.wait(20)
@@ -532,7 +548,7 @@ def main() -> int:
                     f"  SOS publish -> a bare session subscribed {what}, {len(part)} alarms: "
                     + spread(part)
                 )
-            rate, latencies = gateway_run(args, deployment, port, ca, work)
+            rate, latencies, collections = gateway_run(args, deployment, port, ca, work)
             print(f"  gateway pipeline (stored, live, WebSocket)    {rate:>9,.0f} positions/s")
             print(f"  ratio gateway / bare                            {rate / bare:9.2f}")
             for label, index in (
@@ -542,6 +558,7 @@ def main() -> int:
             ):
                 part = [sample[index] for sample in latencies]
                 print(f"  {label} {spread(part)}")
+            print(f"  the gateway's garbage collections: {collections}")
             if args.backlog:
                 bare_drain, gateway_drain = backlog_run(
                     args, deployment, port, ca, work, gateway_user
