@@ -167,6 +167,11 @@ def _read_str(field, value):
         field.fail("must be a string", value)
     if not 0 < len(value) <= field.hi:
         field.fail("must be 1 to %d characters" % field.hi, value)
+    for char in value:
+        # JSON may escape half of a surrogate pair alone ("\ud800"): no UTF-8 text holds one,
+        # so nothing downstream could store or send it (sqlite3 raised on it).
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            field.fail("must be Unicode text (a lone surrogate is not)", value)
     return value
 
 

@@ -93,6 +93,8 @@ def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline
             ("balise/v1/KEN-M01/pos", codec.encode(position(3, t + 3_600_000))),  # an hour ahead
             # A number with no float: once an OverflowError that stopped the whole lane.
             ("balise/v1/KEN-M01/pos", b'{"q":5,"t":%d,"la":%s,"lo":1}' % (t, b"9" * 400)),
+            # Half a surrogate pair: once a UnicodeEncodeError in the store's write.
+            ("balise/v1/KEN-M01/status", b'{"q":6,"t":%d,"st":6,"in":"\\ud800"}' % t),
             (
                 "balise/v1/KEN-M01/status",
                 codec.encode(StatusChange(unit=UNIT, seq=4, t_ms=t, status=1)),
@@ -100,7 +102,7 @@ def test_a_bad_message_is_counted_and_the_next_good_one_flows(pipeline: Pipeline
         ],
     )
     rejected = pipeline.ingest.metrics.rejected
-    assert rejected == {"bad_json": 1, "unit_mismatch": 1, "future_time": 1, "bad_value": 1}
+    assert rejected == {"bad_json": 1, "unit_mismatch": 1, "future_time": 1, "bad_value": 2}
     assert pipeline.view()["status"] == "available"
     assert [p.seq for p in pipeline.store.track(UNIT, t - 1, t + 7_200_000)] == [2]
 

@@ -231,6 +231,16 @@ def test_rejections_name_the_reason():
     check_rejected(
         BadValue, "balise/v1/KEN-M01/health", b'{"q":1,"t":1,"vb":-' + huge + b"}", ["'vb'"]
     )
+    # Half a surrogate pair, alone: valid JSON, but no UTF-8 text (the store could not keep it).
+    check_rejected(
+        BadValue,
+        "balise/v1/KEN-M01/status",
+        b'{"q":1,"t":1,"st":6,"in":"A\\ud800"}',
+        ["'in'", "surrogate"],
+    )
+    check_rejected(
+        BadValue, "balise/v1/KEN-M01/online", b'{"q":1,"t":1,"on":true,"fw":"\\udfff"}', ["'fw'"]
+    )
     check_rejected(
         BadValue, pos, b'{"v":"1.0","u":"KEN-M01","q":1,"t":1,"la":1,"lo":1,"fx":3}', ["'v'"]
     )
