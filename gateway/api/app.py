@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -46,6 +47,17 @@ class AssignBody(BaseModel):
     unit: str = Field(min_length=1, max_length=32)
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each field and what is wrong with it, without echoing the input: a password
+    has no place in an error, and text that is not Unicode could not be written back."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: value for key, value in error.items() if key in ("type", "loc", "msg")}
+        for error in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -58,6 +70,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     hub = Hub(context)
     app.state.context = context
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.state.hub = hub
     registry = metrics.registry(context, hub)
     state, room = context.state, context.room
