@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import bench_position  # noqa: E402
 from gateway.ingest import Decoder, Incoming  # noqa: E402
 from protocol import codec, topics  # noqa: E402
-from protocol.messages import Position  # noqa: E402
 
 T0_MS = 1_764_979_200_000
 
@@ -41,18 +41,7 @@ def batch(count: int) -> list[Incoming]:
     incoming = []
     for index in range(count):
         unit = f"KEN-{index % 10_000:05d}"
-        position = Position(
-            unit=unit,
-            seq=index,
-            t_ms=T0_MS + index * 1000,
-            lat=34.26 + (index % 100) * 1e-4,
-            lon=-6.58,
-            speed_mps=8.0,
-            heading_deg=90.0,
-            hdop=0.9,
-            fix=3,
-        )
-        payload = codec.encode(position)
+        payload = codec.encode(bench_position(unit, index, T0_MS + index * 1000))
         incoming.append(Incoming(topics.topic(unit, "pos"), payload, received_ms, index))
     return incoming
 

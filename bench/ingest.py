@@ -83,6 +83,21 @@ def client(client_id: str, ca: Path, username: str, password: str, **kwargs: obj
     return c
 
 
+def bench_position(unit: str, seq: int, t_ms: int) -> Position:
+    """The position the publishers send (and bench/decode.py decodes): a unit moving east."""
+    return Position(
+        unit=unit,
+        seq=seq,
+        t_ms=t_ms,
+        lat=34.26 + (seq % 100) * 1e-4,
+        lon=-6.58,
+        speed_mps=8.0,
+        heading_deg=90.0,
+        hdop=0.9,
+        fix=3,
+    )
+
+
 def publisher(
     index: int,
     count: int,
@@ -111,18 +126,7 @@ def publisher(
         for unit in mine:
             if limit and sent >= limit:
                 break
-            position = Position(
-                unit=unit,
-                seq=seq,
-                t_ms=t0 + seq * 1000,
-                lat=34.26 + (seq % 100) * 1e-4,
-                lon=-6.58,
-                speed_mps=8.0,
-                heading_deg=90.0,
-                hdop=0.9,
-                fix=3,
-            )
-            payload = codec.encode(position)
+            payload = codec.encode(bench_position(unit, seq, t0 + seq * 1000))
             info = pub.publish(topics.topic(unit, "pos"), payload, qos=1)
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 time.sleep(0.001)

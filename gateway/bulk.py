@@ -242,19 +242,13 @@ class Worker:
         return 0.0, now
 
     def _read(self, sock: Any) -> None:
-        """Every packet that has arrived, up to a batch (TLS may hold decrypted bytes).
-
-        After a message, read again at once: the socket is non-blocking, and a read that
-        finds nothing costs one failed recv per burst, where a select() before each read
-        cost a system call per message."""
+        """Every packet that has arrived, up to a batch (TLS may hold decrypted bytes)."""
         pending = getattr(sock, "pending", lambda: 0)
         while len(self.batch) < MAX_BATCH:
-            before = len(self.batch)
             if self.client.loop_read() or self.client.socket() is None:
                 self._report(False)
                 return
-            nothing_came = len(self.batch) == before and not pending()
-            if nothing_came and not select.select([sock], [], [], 0)[0]:
+            if not pending() and not select.select([sock], [], [], 0)[0]:
                 return
 
     def _send_batch(self) -> None:

@@ -155,11 +155,7 @@ def _read_num(field, value):
         return float(value)
     else:
         field.fail("must be a number", value)
-    lo = field.lo
-    hi = field.hi
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        field.check_range(value)
-    return value
+    return field.check_range(value)
 
 
 def _read_str(field, value):

@@ -18,12 +18,8 @@ class Message:
     DEFAULTS = {"clock_time": False}
 
     def __init__(self, **values):
-        defaults = self.DEFAULTS
         for name in self.FIELDS:
-            if name in values:
-                setattr(self, name, values.pop(name))
-            else:
-                setattr(self, name, defaults.get(name))
+            setattr(self, name, values.pop(name, self.DEFAULTS.get(name)))
         if values:
             raise TypeError("%s has no field %s" % (type(self).__name__, ", ".join(sorted(values))))
 
