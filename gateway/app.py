@@ -112,10 +112,13 @@ class Gateway:
             )
 
         self.ingests = {
-            self.link.bulk.name: lane_ingest(
-                transaction_records=BULK_TRANSACTION_RECORDS,
-                checkpoint=self.gate.yield_to_alarms,
-            ),
+            **{
+                bulk.name: lane_ingest(
+                    transaction_records=BULK_TRANSACTION_RECORDS,
+                    checkpoint=self.gate.yield_to_alarms,
+                )
+                for bulk in self.link.bulk
+            },
             self.link.alarm.name: lane_ingest(urgent=True),
         }
         self.stopping = threading.Event()
@@ -131,6 +134,7 @@ class Gateway:
             mqtt_connected=self.link.is_connected,
             alarms_pending=self.gate.pending,
             gc_pauses=self.gc_pauses,
+            lane_received=lambda: {name: i.metrics.received for name, i in self.ingests.items()},
         )
         self.app = create_app(self.context)
         console.mount(self.app)

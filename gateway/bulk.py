@@ -21,6 +21,14 @@ with the gateway: on `STOP`, when the pipe closes (the gateway exited or was
 killed: the pipe reads end-of-file), and by the kernel's parent-death signal.
 If the worker dies, the gateway's bulk thread raises and the service exits
 non-zero, like a failure of any lane.
+
+Several workers (`[ingest] bulk_workers`): one process, one MQTT session and
+one bulk thread in the gateway each (`bulk`, `bulk1`, …; client ids
+`<client_id>`, `<client_id>-bulk1`, …), sharing the bulk subscription
+(`$share/<client_id>/…`), so paho's per-message work runs on several cores.
+The broker gives each message to one of them. It also keeps queuing a share
+for a session that is offline, so when `bulk_workers` is lowered the first
+worker first takes over the sessions no worker keeps any more (`retire`).
 """
 
 from __future__ import annotations
@@ -40,10 +48,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from gateway.config import GatewayConfig
+from gateway.config import MAX_BULK_WORKERS, GatewayConfig
 from gateway.errors import GatewayError
 from gateway.ingest import Decoded, Decoder, Incoming, Ingest
-from gateway.mqtt import RECONNECT_MAX_SECONDS, RECONNECT_MIN_SECONDS, Lane
+from gateway.mqtt import (
+    BULK_KINDS,
+    RECONNECT_MAX_SECONDS,
+    RECONNECT_MIN_SECONDS,
+    Lane,
+    bulk_client_id,
+    bulk_legacy,
+    bulk_share,
+)
 
 log = logging.getLogger("gateway.mqtt")
 
@@ -54,6 +70,9 @@ CONNECTED = "connected"  # worker -> gateway: (CONNECTED, True | False)
 # (the broker's in-flight window, max_inflight_messages, is 1000: a batch never waits for more).
 MAX_BATCH = 500
 SELECT_SECONDS = 1.0
+# A retiring session is drained once nothing came for this long after its filters were dropped
+# (the broker sends what it holds as fast as the PUBACKs return).
+RETIRE_QUIET_SECONDS = 1.0
 STOP_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
@@ -65,16 +84,9 @@ class BulkWorkerDied(GatewayError):
 class BulkLane:
     """The gateway's side of the bulk lane: the worker process and the pipe to it."""
 
-    name = "bulk"
-
-    def __init__(
-        self,
-        config: GatewayConfig,
-        client_id: str,
-        kinds: tuple[str, ...],
-        legacy: tuple[str, ...] = (),
-    ) -> None:
-        self.client_id = client_id
+    def __init__(self, config: GatewayConfig, index: int = 0) -> None:
+        self.name = "bulk" + (str(index) if index else "")
+        self.client_id = bulk_client_id(config, index)
         self.connected = threading.Event()
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._conn, child = context.Pipe()
@@ -82,8 +94,8 @@ class BulkLane:
         level = logging.getLogger().getEffectiveLevel()
         self._process = context.Process(
             target=_worker_main,
-            args=(config, client_id, kinds, legacy, child, level),
-            name=f"{client_id} bulk lane",
+            args=(config, index, child, level),
+            name=f"{self.client_id} {self.name} lane",
             daemon=True,
         )
         self._send_lock = threading.Lock()  # DONE from the bulk thread, STOP from the loop
@@ -160,12 +172,7 @@ def run_bulk(
 
 
 def _worker_main(
-    config: GatewayConfig,
-    client_id: str,
-    kinds: tuple[str, ...],
-    legacy: tuple[str, ...],
-    conn: multiprocessing.connection.Connection,
-    level: int,
+    config: GatewayConfig, index: int, conn: multiprocessing.connection.Connection, level: int
 ) -> None:
     _die_with_parent()
     # Below the gateway's process, where alarms are stored and sent to the consoles:
@@ -176,8 +183,48 @@ def _worker_main(
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    lane = Lane("bulk", config, client_id, kinds, legacy=legacy)
-    Worker(lane, conn, Decoder(config.max_future_s)).run()
+    decoder = Decoder(config.max_future_s)
+    if index == 0:
+        for orphan in range(config.bulk_workers, MAX_BULK_WORKERS):
+            if not retire(config, orphan, conn, decoder):
+                return
+    name = "bulk" + (str(index) if index else "")
+    lane = Lane(
+        name,
+        config,
+        bulk_client_id(config, index),
+        BULK_KINDS,
+        legacy=bulk_legacy(config),
+        share=bulk_share(config),
+    )
+    Worker(lane, conn, decoder).run()
+
+
+def retire(
+    config: GatewayConfig, index: int, conn: multiprocessing.connection.Connection, decoder: Decoder
+) -> bool:
+    """End worker `index`'s session, if `bulk_workers` was once higher: False on STOP.
+
+    The broker keeps queuing a shared subscription's share for a persistent session that is
+    offline (mosquitto does, measured: docs/gateway.md), so a session no worker connects any
+    more would hold its share of the positions for ever. Its filters are dropped, what it holds
+    is drained into the store like any batch, then a clean connection ends it.
+    """
+    client_id = bulk_client_id(config, index)
+    legacy = bulk_legacy(config)
+    draining = Worker(Lane("retiring", config, client_id, (), legacy=legacy), conn, decoder)
+    drained = draining.drain()
+    if drained is None:
+        return False
+    if drained:
+        log.warning(
+            "bulk session %s (bulk_workers was above %d) held %d messages: stored; session ended",
+            client_id,
+            config.bulk_workers,
+            drained,
+        )
+    ending = Worker(Lane("ending", config, client_id, (), ending=True), conn, decoder)
+    return ending.drain() is not None
 
 
 def _die_with_parent() -> None:
@@ -200,36 +247,63 @@ class Worker:
         self.batch: list[Incoming] = []
         self.sent: deque[list[Incoming]] = deque()  # batches sent, oldest first, not yet DONE
         self.reported: bool | None = None
+        self.reporting = True  # tell the gateway when the session is up or down
+        self.sending = 0  # messages sent to the gateway since drain() last looked
+        self.delay = 0.0  # reconnection backoff
+        self.retry_at = 0.0
         lane.deliver = self.batch.append
         # Packets queue until loop_write (one pass per wakeup), not one TLS write each.
         self.client.on_socket_register_write = lambda client, userdata, sock: None
 
     def run(self) -> None:
         self.lane.prepare()
-        delay = 0.0
-        retry_at = 0.0
+        while not self._step(SELECT_SECONDS):
+            pass
+
+    def drain(self) -> int | None:
+        """For a session no worker keeps (gateway.bulk.retire): connect, take what the broker
+        holds for it until quiet, disconnect. The number of messages, or None on STOP."""
+        self.reporting = False  # the gateway's lane is not connected yet
+        self.lane.prepare()
+        drained = 0
+        quiet_since = time.monotonic()
         while True:
-            sock: Any = self.client.socket()
-            if sock is None:  # not connected: (re)connect, with backoff, watching the pipe
-                now = time.monotonic()
-                if now >= retry_at:
-                    delay, retry_at = self._connect(delay, now)
-                    continue
-                if self._pipe(retry_at - now):
-                    return
+            if self._step(RETIRE_QUIET_SECONDS / 4):
+                return None
+            if self.sending:
+                drained += self.sending
+                self.sending = 0
+                quiet_since = time.monotonic()
+            lane = self.lane
+            if not (lane.connected.is_set() and lane.unsubscribed.is_set()) or self.sent:
                 continue
-            self._report(self.lane.connected.is_set())
-            wlist = [sock] if self.client.want_write() else []
-            readable, _, _ = select.select([sock, self.conn], wlist, [], SELECT_SECONDS)
-            if self.conn in readable and self._pipe(0):
-                return
-            if sock in readable:
-                self._read(sock)
-            if self.batch:
-                self._send_batch()
-            if self.client.socket() is not None:
+            if not lane.session_present or time.monotonic() - quiet_since >= RETIRE_QUIET_SECONDS:
+                self.client.disconnect()
                 self.client.loop_write()
-                self.client.loop_misc()
+                return drained
+
+    def _step(self, timeout: float) -> bool:
+        """One wakeup: (re)connect, or read, send a batch, PUBACK, write. True on STOP."""
+        sock: Any = self.client.socket()
+        if sock is None:  # not connected: (re)connect, with backoff, watching the pipe
+            now = time.monotonic()
+            if now >= self.retry_at:
+                self.delay, self.retry_at = self._connect(self.delay, now)
+                return False
+            return self._pipe(min(timeout, self.retry_at - now))
+        self._report(self.lane.connected.is_set())
+        wlist = [sock] if self.client.want_write() else []
+        readable, _, _ = select.select([sock, self.conn], wlist, [], timeout)
+        if self.conn in readable and self._pipe(0):
+            return True
+        if sock in readable:
+            self._read(sock)
+        if self.batch:
+            self._send_batch()
+        if self.client.socket() is not None:
+            self.client.loop_write()
+            self.client.loop_misc()
+        return False
 
     def _connect(self, delay: float, now: float) -> tuple[float, float]:
         self._report(False)
@@ -256,6 +330,7 @@ class Worker:
         self.lane.deliver = self.batch.append
         self.conn.send(self.decoder.decode(batch))
         self.sent.append(batch)
+        self.sending += len(batch)
 
     def _pipe(self, timeout: float) -> bool:
         """Handle what the gateway sent; True on STOP or once the gateway has gone."""
@@ -274,6 +349,6 @@ class Worker:
         return False
 
     def _report(self, connected: bool) -> None:
-        if connected != self.reported:
+        if self.reporting and connected != self.reported:
             self.reported = connected
             self.conn.send((CONNECTED, connected))

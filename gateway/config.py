@@ -4,7 +4,8 @@
     http = "127.0.0.1:8080"          the command room's API
     [broker]  host, port, ca_file, username, password
     [ingest]  optional: client_id, shared_group (an MQTT 5 shared subscription),
-              max_future_s, heartbeat_s, grace_s, retention_days, bulk_nice
+              max_future_s, heartbeat_s, grace_s, retention_days, bulk_nice,
+              bulk_workers
 
 Every error names the key.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError
+
+MAX_BULK_WORKERS = 4
 
 
 class ConfigError(GatewayError, ValueError):
@@ -61,6 +64,9 @@ class GatewayConfig:
     # How much lower the bulk lane's worker process runs than the gateway's (nice, 0-19):
     # positions can wait a few milliseconds for a core, an SOS cannot (docs/gateway.md).
     bulk_nice: int = 5
+    # How many worker processes, each an MQTT session, share the bulk lane's subscription
+    # (1-MAX_BULK_WORKERS): paho's per-message work then runs on that many cores.
+    bulk_workers: int = 1
     room_db: str = ""  # accounts, audit log, incidents; default: room.sqlite beside db
     fleet: dict[str, str] = field(default_factory=dict)  # unit id -> vehicle type
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -108,6 +114,7 @@ def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
         grace_s=_positive(ingest, "grace_s", 60.0),
         retention_days=_positive(ingest, "retention_days", 90.0),
         bulk_nice=_nice(_get(ingest, "ingest.", "bulk_nice", int, 5)),
+        bulk_workers=_workers(_get(ingest, "ingest.", "bulk_workers", int, 1)),
         room_db=str(
             base / _get(document, "", "room_db", str, str(Path(db).parent / "room.sqlite"))
         ),
@@ -193,6 +200,12 @@ def _nice(value: int) -> int:
         raise ConfigError(
             f"ingest.bulk_nice: must be 0-19 (0: the gateway's own priority), got {value}"
         )
+    return value
+
+
+def _workers(value: int) -> int:
+    if not 1 <= value <= MAX_BULK_WORKERS:
+        raise ConfigError(f"ingest.bulk_workers: must be 1-{MAX_BULK_WORKERS}, got {value}")
     return value
 
 

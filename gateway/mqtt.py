@@ -6,7 +6,8 @@ lost. Two sessions, so that an alarm never waits at the broker behind queued
 positions (the broker keeps one queue per session and delivers it in order):
 
 - the **bulk lane** (`client_id`, `balise-gateway` by default) subscribes to
-  `pos`, `batch`, `health` and `online`: the volume;
+  `pos`, `batch`, `health` and `online`: the volume; its session runs in a
+  worker process (gateway/bulk.py), or in several sharing the subscription;
 - the **alarm lane** (`client_id` + `-alarm`) subscribes to `status` and
   `sos`: what a unit waits for the command room to acknowledge.
 
@@ -56,6 +57,37 @@ MAX_INFLIGHT_MESSAGES = 1000
 BULK_KINDS = ("pos", "batch", "health", "online")
 ALARM_KINDS = ("status", "sos")
 ALARM_CLIENT_SUFFIX = "-alarm"
+BULK_CLIENT_SUFFIX = "-bulk"  # + the worker's index, from 1 (worker 0 has the client id itself)
+
+
+def subscriptions(config: GatewayConfig, kinds: tuple[str, ...], share: str | None) -> list[str]:
+    """A session's filters, each behind `$share/<group>/` when others share its load: other
+    gateways (`shared_group`, MQTT 5), or the gateway's other bulk workers (`share`)."""
+    group = config.shared_group or share
+    prefix = f"$share/{group}/" if group else ""
+    return [prefix + topics.PREFIX + "+/" + kind for kind in kinds]
+
+
+def bulk_client_id(config: GatewayConfig, index: int) -> str:
+    return config.client_id + (f"{BULK_CLIENT_SUFFIX}{index}" if index else "")
+
+
+def bulk_share(config: GatewayConfig) -> str | None:
+    """The group the bulk workers' sessions share (the client id: one per gateway), if several.
+    Without `shared_group` they stay on MQTT 3.1.1, where mosquitto takes `$share` too and paho
+    does less per message than over MQTT 5 (docs/benchmarks.md)."""
+    return config.client_id if config.bulk_workers > 1 else None
+
+
+def bulk_legacy(config: GatewayConfig) -> tuple[str, ...]:
+    """Every filter a bulk session may hold from an earlier layout: one session for every
+    uplink kind (`balise/v1/+/+`), one worker or several, with or without `shared_group`."""
+    groups = ["", f"$share/{config.client_id}/"]
+    if config.shared_group is not None:
+        groups.append(f"$share/{config.shared_group}/")
+    filters = [topics.PREFIX + "+/" + kind for kind in BULK_KINDS]
+    every = [topics.UPLINK_SUBSCRIPTION, *filters]
+    return tuple(group + topic for group in groups for topic in every)
 
 
 class Lane:
@@ -69,6 +101,8 @@ class Lane:
         kinds: tuple[str, ...],
         legacy: tuple[str, ...] = (),
         gate: AlarmGate | None = None,
+        share: str | None = None,
+        ending: bool = False,
     ) -> None:
         from paho.mqtt import client as mqtt
 
@@ -76,13 +110,14 @@ class Lane:
         self.gate = gate  # the alarm lane counts its messages in and out
         self.config = config
         self._mqtt = mqtt
-        shared = config.shared_group is not None
-        prefix = f"$share/{config.shared_group}/" if shared else ""
-        self.subscriptions = [prefix + topics.PREFIX + "+/" + kind for kind in kinds]
-        # Filters an older gateway's persistent session may still hold: dropped at connect.
-        self.legacy = [prefix + topic for topic in legacy]
-        protocol = mqtt.MQTTv5 if shared else mqtt.MQTTv311
-        kwargs: dict[str, Any] = {} if shared else {"clean_session": False}
+        self.subscriptions = subscriptions(config, kinds, share)
+        # Filters an earlier layout left on this session: dropped once the new ones hold.
+        self.legacy = [topic for topic in legacy if topic not in self.subscriptions]
+        # Connect with a clean session: the broker ends the one this client id had.
+        self.ending = ending
+        mqtt5 = config.shared_group is not None
+        protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
+        kwargs: dict[str, Any] = {} if mqtt5 else {"clean_session": ending}
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -100,12 +135,16 @@ class Lane:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         # Where _on_message hands each message (the bulk lane's worker: its batch).
         self.deliver: Callable[[Incoming], None] = self.inbox.put
         self.generation = 0
         self._subscribe_mid: int | None = None
+        self._unsubscribe_mid: int | None = None
         self.connected = threading.Event()  # connected and subscribed (SUBACK received)
+        self.unsubscribed = threading.Event()  # the legacy filters are gone (UNSUBACK received)
+        self.session_present = False  # the broker had a session for this client id
 
     def start(self) -> None:
         """Connect and run the session on paho's own network thread."""
@@ -121,12 +160,16 @@ class Lane:
             from paho.mqtt.properties import Properties
 
             properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 0xFFFFFFFF  # keep the session: MQTT 5's persistence
+            # Keep the session (MQTT 5's persistence); an ending one lasts as long as this
+            # connection.
+            properties.SessionExpiryInterval = 0 if self.ending else 0xFFFFFFFF
         self.client.connect_async(
             broker.host,
             broker.port,
             keepalive=KEEPALIVE_SECONDS,
-            clean_start=False if properties is not None else self._mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=(
+                self.ending if properties is not None else self._mqtt.MQTT_CLEAN_START_FIRST_ONLY
+            ),
             properties=properties,
         )
 
@@ -150,9 +193,17 @@ class Lane:
             log.error("broker refused the gateway's %s lane: %s", self.name, reason_code)
             return
         self.generation += 1
+        self.session_present = bool(flags.session_present)
+        # Subscribe before dropping the old filters: a message published in between matches one
+        # or both (the store deduplicates), never neither.
+        if self.subscriptions:
+            _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in self.subscriptions])
+        else:
+            self.connected.set()
         if self.legacy:
-            client.unsubscribe(self.legacy)
-        _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in self.subscriptions])
+            _, self._unsubscribe_mid = client.unsubscribe(self.legacy)
+        else:
+            self.unsubscribed.set()
 
     def _on_subscribe(
         self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any
@@ -178,10 +229,17 @@ class Lane:
             ", ".join(self.subscriptions),
         )
 
+    def _on_unsubscribe(
+        self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        if mid == self._unsubscribe_mid:
+            self.unsubscribed.set()
+
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        self.unsubscribed.clear()
         level = logging.WARNING if reason_code.is_failure else logging.INFO  # not: we stopped
         log.log(level, "%s lane disconnected from the broker: %s", self.name, reason_code)
 
@@ -195,18 +253,16 @@ class Lane:
 
 
 class GatewayLink:
-    """Both lanes; commands to units go out on the alarm lane."""
+    """The bulk lane's workers and the alarm lane; commands to units go out on the alarm lane."""
 
     def __init__(self, config: GatewayConfig, gate: AlarmGate | None = None) -> None:
         self.config = config
         from gateway.bulk import BulkLane
 
-        self.bulk = BulkLane(
-            config, config.client_id, BULK_KINDS, legacy=(topics.UPLINK_SUBSCRIPTION,)
-        )
+        self.bulk = [BulkLane(config, index) for index in range(config.bulk_workers)]
         alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
         self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, gate=gate)
-        self.lanes: tuple[BulkLane | Lane, ...] = (self.bulk, self.alarm)
+        self.lanes: tuple[BulkLane | Lane, ...] = (*self.bulk, self.alarm)
 
     def start(self) -> None:
         for lane in self.lanes:
@@ -217,8 +273,9 @@ class GatewayLink:
             lane.stop()
 
     def wake(self) -> None:
-        """Make every ingest thread return (the bulk worker stops, a None in the alarm inbox)."""
-        self.bulk.wake()
+        """Make every ingest thread return (the bulk workers stop, a None in the alarm inbox)."""
+        for bulk in self.bulk:
+            bulk.wake()
         self.alarm.inbox.put(None)
 
     def is_connected(self) -> bool:

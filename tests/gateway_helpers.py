@@ -116,3 +116,13 @@ class Api:
 
     def close(self) -> None:
         self.http.close()
+
+
+def with_workers(broker: Broker, workers: int) -> Path:
+    """The deployment's gateway.toml with `[ingest] bulk_workers = workers`."""
+    base = broker.deployment.directory / "gateway.toml"
+    config = base.with_name(f"gateway-{workers}-workers.toml")
+    config.write_text(
+        base.read_text().replace("[broker]", f"[ingest]\nbulk_workers = {workers}\n\n[broker]")
+    )
+    return config

@@ -30,3 +30,5 @@ class ApiContext:
     changed: Callable[[set[str]], None] = field(default=lambda ids: None)
     # The garbage collector's pauses in this process (gateway/pauses.py), for /metrics.
     gc_pauses: GcPauses | None = None
+    # Messages taken from the broker by each MQTT session (lane): each bulk worker's share.
+    lane_received: Callable[[], dict[str, int]] = field(default=lambda: {})

@@ -34,6 +34,14 @@ class GatewayCollector(Collector):
         )
         received.add_metric([], m.received)
         yield received
+        by_lane = CounterMetricFamily(
+            "balise_lane_messages_received",
+            "MQTT messages taken from the broker, by session (bulk, bulk1…: the bulk workers)",
+            labels=["lane"],
+        )
+        for lane, count in sorted(self.context.lane_received().items()):
+            by_lane.add_metric([lane], count)
+        yield by_lane
         by_kind = CounterMetricFamily(
             "balise_messages_decoded", "messages that decoded, by kind", labels=["kind"]
         )

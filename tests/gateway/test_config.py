@@ -29,6 +29,8 @@ def test_defaults_put_the_room_database_beside_the_store_and_centre_on_kenitra()
     assert parsed.fleet == {}
     assert parsed.bulk_nice == 5  # positions yield a core to alarms
     assert config.parse({**BASE, "ingest": {"bulk_nice": 0}}).bulk_nice == 0
+    assert parsed.bulk_workers == 1
+    assert config.parse({**BASE, "ingest": {"bulk_workers": 4}}).bulk_workers == 4
 
 
 def test_fleet_and_console_tables_are_read() -> None:
@@ -60,6 +62,8 @@ def test_fleet_and_console_tables_are_read() -> None:
         ("ingest", {"bulk_nice": 20}, "ingest.bulk_nice: must be 0-19"),
         ("ingest", {"bulk_nice": -5}, "ingest.bulk_nice: must be 0-19 .* got -5"),
         ("ingest", {"bulk_nice": 2.5}, "ingest.bulk_nice: must be a int, got 2.5"),
+        ("ingest", {"bulk_workers": 0}, "ingest.bulk_workers: must be 1-4, got 0"),
+        ("ingest", {"bulk_workers": 5}, "ingest.bulk_workers: must be 1-4, got 5"),
     ],
 )
 def test_bad_values_name_their_key(table: str, value: Any, message: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from protocol import codec, topics
 from protocol.messages import Position, Sos, StatusChange
-from tests.gateway_helpers import GatewayProcess, balise, gateway, wait_until
+from tests.gateway_helpers import GatewayProcess, balise, gateway, wait_until, with_workers
 from tests.mqtt_helpers import Broker, Deployment, Session, connected
 
 pytestmark = pytest.mark.broker
@@ -66,13 +66,16 @@ def acked(unit: Session) -> set[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2], ids=["one bulk worker", "two bulk workers"])
 def test_killing_the_gateway_while_units_publish_loses_and_doubles_nothing(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, workers: int
 ) -> None:
     db = tmp_path / "gateway.sqlite"
     count = 600
     password = broker.deployment.unit_password(UNIT)
-    gateways: list[GatewayProcess] = [GatewayProcess(broker, db)]
+    config = broker.deployment.directory / "gateway.toml"  # as provisioned: one worker
+    config = with_workers(broker, workers) if workers > 1 else config
+    gateways: list[GatewayProcess] = [GatewayProcess(broker, db, config=config)]
     t0 = int(time.time() * 1000)
     alarms = [seq for seq in range(1, count + 1) if message(seq, 0).KIND != "pos"]
 
@@ -99,7 +102,7 @@ def test_killing_the_gateway_while_units_publish_loses_and_doubles_nothing(
             blocker.execute("ROLLBACK")
             blocker.close()
             publish(unit, range(401, 501))  # while no gateway runs: queued by the broker
-            gateways.append(GatewayProcess(broker, db))
+            gateways.append(GatewayProcess(broker, db, config=config))
             publish(unit, range(501, count + 1))
             wait_until(lambda: len(stored_seqs(db)) == count, what=f"{count} stored messages")
             wait_until(lambda: acked(unit) >= set(alarms), what="every status and SOS acked")
