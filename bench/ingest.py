@@ -71,7 +71,14 @@ from protocol.messages import Position, Sos  # noqa: E402
 from tests.conftest import free_port, provision  # noqa: E402
 
 BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
+# The drain phase's second baseline: two bare sessions sharing one subscription (mosquitto
+# takes `$share` from MQTT 3.1.1 clients), as the gateway's bulk workers do.
+SHARED_BARE = ("bench-bare-shared-0", "bench-bare-shared-1")
+SHARED_BARE_FILTER = "$share/bench-bare/" + topics.UPLINK_SUBSCRIPTION
 SOS_UNIT = "KEN-SOS"
+# One HTTP client for every scrape: httpx.get() builds a client, and its TLS context, each
+# time (~30 ms of CPU): at ten scrapes a second that took a third of a core from the gateway.
+SCRAPER = httpx.Client(timeout=10.0)
 
 
 def client(client_id: str, ca: Path, username: str, password: str, **kwargs: object) -> mqtt.Client:
@@ -260,8 +267,30 @@ def bare_subscriber(
     return counted[0] / max(1e-9, counted[2] - counted[1]), latencies
 
 
+def shared_drain(
+    client_id: str,
+    port: int,
+    ca: str,
+    user: tuple[str, str],
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    """One process: a bare session of the shared pair drains what the broker queued for it;
+    puts (count, first, last) once nothing came for 3 s (monotonic clocks: one machine)."""
+    counted, on_message = counter()
+    sub = client(client_id, Path(ca), *user, clean_session=False)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    started = time.monotonic()
+    while time.monotonic() - (counted[2] or started) < 3:
+        time.sleep(0.05)
+    sub.disconnect()
+    sub.loop_stop()
+    out.put((counted[0], counted[1], counted[2]))
+
+
 def stored(url: str, name: str = "balise_records_stored_total") -> float:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in SCRAPER.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
@@ -299,7 +328,7 @@ def start_gateway(config: Path, db: Path, http: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 20
     while True:
         try:
-            if httpx.get(f"{url}/health").json()["mqtt"] == "connected":
+            if SCRAPER.get(f"{url}/health").json()["mqtt"] == "connected":
                 return gw
         except httpx.TransportError:
             pass
@@ -316,17 +345,20 @@ def backlog_run(
     ca: Path,
     work: Path,
     user: tuple[str, str],
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Both persistent sessions offline, the same `--backlog` positions queued for each at the
     broker; each drains them alone: (bare msg/s, gateway stored/s). No publisher runs meanwhile."""
     n = args.backlog
-    bare = client("bench-bare-backlog", ca, *user, clean_session=False)
-    bare.connect("127.0.0.1", port)
-    bare.loop_start()
-    bare.subscribe(topics.UPLINK_SUBSCRIPTION, qos=1)
-    time.sleep(0.5)
-    bare.disconnect()
-    bare.loop_stop()
+    sessions = [("bench-bare-backlog", topics.UPLINK_SUBSCRIPTION)]
+    sessions += [(client_id, SHARED_BARE_FILTER) for client_id in SHARED_BARE]
+    for client_id, subscription in sessions:
+        bare = client(client_id, ca, *user, clean_session=False)
+        bare.connect("127.0.0.1", port)
+        bare.loop_start()
+        bare.subscribe(subscription, qos=1)
+        time.sleep(0.5)
+        bare.disconnect()
+        bare.loop_stop()
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     config = deployment / "gateway.toml"
@@ -351,6 +383,25 @@ def backlog_run(
     bare_rate = (counted[0] - 1) / max(1e-9, counted[2] - counted[1])
     print(f"  backlog: {sent:,} queued for each; the bare subscriber got {counted[0]:,.0f}")
 
+    # Two bare sessions sharing one subscription, a process each: the ceiling on both cores.
+    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    drainers = [
+        multiprocessing.Process(target=shared_drain, args=(client_id, port, str(ca), user, out))
+        for client_id in SHARED_BARE
+    ]
+    for drainer in drainers:
+        drainer.start()
+    parts = [out.get() for _ in drainers]
+    for drainer in drainers:
+        drainer.join()
+    got = sum(count for count, _, _ in parts)
+    span = max(last for _, _, last in parts) - min(first for _, first, _ in parts)
+    shared_rate = (got - 1) / max(1e-9, span)
+    print(
+        f"  backlog: the {len(drainers)} bare sessions sharing a subscription got {got:,.0f} "
+        f"({', '.join(f'{count:,.0f}' for count, _, _ in parts)}): {shared_rate:,.0f} msg/s"
+    )
+
     # A port of its own: the one above may have been taken meanwhile (ephemeral ports).
     http = free_port()
     url = f"http://127.0.0.1:{http}"
@@ -370,7 +421,7 @@ def backlog_run(
             # drain to 0.1 s without taking a share of the gateway's process.
             time.sleep(0.1)
         print(f"  backlog: the gateway stored {count:,.0f}")
-        return bare_rate, (count - first_count) / max(1e-9, last - first)
+        return bare_rate, shared_rate, (count - first_count) / max(1e-9, last - first)
     finally:
         gw.terminate()
         gw.wait(20)
@@ -380,7 +431,7 @@ def gc_pauses(url: str) -> str:
     """The gateway's garbage-collector pauses since it started, from /metrics (a pause
     stops every thread of its process, an SOS's too: gateway/pauses.py)."""
     values: dict[str, float] = {}
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in SCRAPER.get(f"{url}/metrics").text.splitlines():
         if line.startswith(("balise_gc_pause_seconds_count", "balise_gc_longest_pause_seconds")):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
@@ -504,6 +555,12 @@ def main() -> int:
         help="the gateway's [ingest] bulk_nice (default: the gateway's own default)",
     )
     parser.add_argument(
+        "--bulk-workers",
+        type=int,
+        default=2,
+        help="the gateway's [ingest] bulk_workers (2: one per core of this machine)",
+    )
+    parser.add_argument(
         "--broker-inflight",
         type=int,
         default=0,
@@ -526,9 +583,11 @@ def main() -> int:
                 "max_inflight_messages 1000", f"max_inflight_messages {args.broker_inflight}"
             )
         conf.write_text(text)
+        ingest = f"bulk_workers = {args.bulk_workers}\n"
         if args.bulk_nice is not None:
-            with (deployment / "gateway.toml").open("a") as gateway_toml:
-                gateway_toml.write(f"\n[ingest]\nbulk_nice = {args.bulk_nice}\n")
+            ingest += f"bulk_nice = {args.bulk_nice}\n"
+        with (deployment / "gateway.toml").open("a") as gateway_toml:
+            gateway_toml.write("\n[ingest]\n" + ingest)
         with (deployment / "acl").open("a") as acl:
             acl.write(f"\nuser {BENCH_USER}\ntopic write balise/v1/#\n")
         mosquitto = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
@@ -542,6 +601,7 @@ def main() -> int:
             print(
                 f"ingest bench: {args.units:,} units, {args.publishers} publisher processes, "
                 f"at nice {args.publisher_nice}, {args.seconds:.0f} s per phase; "
+                f"gateway with {args.bulk_workers} bulk workers; "
                 f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
             )
             bare, bare_latencies = bare_subscriber(args, port, ca, gateway_user)
@@ -564,15 +624,16 @@ def main() -> int:
                 print(f"  {label} {spread(part)}")
             print(f"  the gateway's garbage collections: {collections}")
             if args.backlog:
-                bare_drain, gateway_drain = backlog_run(
+                bare_drain, shared, gateway_drain = backlog_run(
                     args, deployment, port, ca, work, gateway_user
                 )
-                ratio = gateway_drain / bare_drain
                 print(f"  drain, bare paho subscriber (baseline)        {bare_drain:>9,.0f} msg/s")
+                print(f"  drain, 2 bare sessions sharing (both cores)   {shared:>9,.0f} msg/s")
                 print(
                     f"  drain, gateway pipeline (stored, live)        {gateway_drain:>9,.0f} pos/s"
                 )
-                print(f"  ratio gateway / bare                            {ratio:9.2f}")
+                for name, baseline in (("bare", bare_drain), ("2 bare sharing", shared)):
+                    print(f"  ratio gateway / {name:<32}{gateway_drain / baseline:9.2f}")
             print(f"  load at the end {os.getloadavg()[0]:.2f}")
         finally:
             broker.terminate()

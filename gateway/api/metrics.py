@@ -82,7 +82,7 @@ class GatewayCollector(Collector):
             ("balise_websocket_clients", "consoles on the live feed", len(self.hub.clients)),
             (
                 "balise_mqtt_connected",
-                "1 when both MQTT lanes (bulk, alarm) are connected",
+                "1 when every MQTT session (the bulk workers', the alarm lane's) is connected",
                 self.context.mqtt_connected(),
             ),
         ):
