@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/ingest.py [--units 10000] [--seconds 15] [--publishers 2]
                                      [--sos-every 0.5] [--backlog 100000]
-                                     [--publisher-nice 19] [--broker-inflight N]
+                                     [--publisher-nice 19] [--bulk-workers 1]
+                                     [--bulk-nice N] [--broker-inflight N]
 
 A provisioned deployment and the real mosquitto (TLS) are started on free ports.
 Publisher processes send position messages for `--units` unit ids round robin, as
@@ -35,7 +36,9 @@ case, and how this bench ran before 2026-12-06). Both phases run them the same w
    client ids) are registered (the gateway first drains, into a file of its own,
    what phase 2 left queued for it), then taken offline; `--backlog` positions are
    published once and the broker queues them for each. The bare subscriber
-   drains its copy alone (first to last message), then the gateway drains
+   drains its copy alone (first to last message), then two bare sessions sharing
+   one subscription, a process each, drain one copy between them (the ceiling on
+   both cores: the gateway's `--bulk-workers 2` does the same), then the gateway drains
    its copy alone (first to last record stored, from /metrics; no WebSocket
    client in this phase). No publisher runs meanwhile: each consumer's ceiling
    with only the broker beside it.
@@ -557,8 +560,8 @@ def main() -> int:
     parser.add_argument(
         "--bulk-workers",
         type=int,
-        default=2,
-        help="the gateway's [ingest] bulk_workers (2: one per core of this machine)",
+        default=1,
+        help="the gateway's [ingest] bulk_workers (default 1, as shipped; 2: one per core here)",
     )
     parser.add_argument(
         "--broker-inflight",

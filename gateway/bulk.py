@@ -270,14 +270,17 @@ class Worker:
         while True:
             if self._step(RETIRE_QUIET_SECONDS / 4):
                 return None
-            if self.sending:
-                drained += self.sending
-                self.sending = 0
-                quiet_since = time.monotonic()
+            now = time.monotonic()
+            drained += self.sending
             lane = self.lane
-            if not (lane.connected.is_set() and lane.unsubscribed.is_set()) or self.sent:
+            if self.sending or self.sent or not lane.unsubscribed.is_set():
+                # Quiet counts from the last PUBACK: the broker sends more as they return.
+                self.sending = 0
+                quiet_since = now
                 continue
-            if not lane.session_present or time.monotonic() - quiet_since >= RETIRE_QUIET_SECONDS:
+            if not lane.connected.is_set():
+                continue
+            if not lane.session_present or now - quiet_since >= RETIRE_QUIET_SECONDS:
                 self.client.disconnect()
                 self.client.loop_write()
                 return drained
