@@ -32,7 +32,8 @@ from gateway.api import ApiContext, create_app
 from gateway.bulk import BulkLane, run_bulk
 from gateway.errors import GatewayError
 from gateway.ingest import Ingest, IngestMetrics, command_ids
-from gateway.mqtt import GatewayLink, Lane, run_ingest
+from gateway.link import GatewayLink
+from gateway.mqtt import Lane, run_ingest
 from gateway.pauses import GcPauses
 from gateway.precedence import AlarmGate
 from gateway.room import RoomStore

@@ -14,8 +14,11 @@ positions (the broker keeps one queue per session and delivers it in order):
 Manual acknowledgement on both: a message's PUBACK goes to the broker only
 after its batch is committed, in the order the messages came on that session
 ([MQTT-4.6.0-2]); a gateway killed before the commit gets them again. With
-`shared_group` each lane subscribes to `$share/<group>/…` over MQTT 5 so
-several gateways share the load. Commands to units (acks, SOS acks,
+`shared_group` (MQTT 5) the bulk lane subscribes to `$share/<group>/…`, so
+several gateways share the positions, while every gateway's alarm lane takes
+every status and SOS: mosquitto queues a shared subscription's share for a
+member that is down, and an SOS must not wait for a stopped gateway to come
+back while another runs. Commands to units (acks, SOS acks,
 assignments) go out on the alarm lane's session, ahead of the bulk lane's
 stream of PUBACKs.
 
@@ -36,15 +39,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.ingest import Incoming, Ingest
 from gateway.precedence import AlarmGate
-from protocol import codec, topics
-
-if TYPE_CHECKING:
-    from gateway.bulk import BulkLane
+from protocol import topics
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,9 @@ ALARM_CLIENT_SUFFIX = "-alarm"
 BULK_CLIENT_SUFFIX = "-bulk"  # + the worker's index, from 1 (worker 0 has the client id itself)
 
 
-def subscriptions(config: GatewayConfig, kinds: tuple[str, ...], share: str | None) -> list[str]:
-    """A session's filters, each behind `$share/<group>/` when others share its load: other
-    gateways (`shared_group`, MQTT 5), or the gateway's other bulk workers (`share`)."""
-    group = config.shared_group or share
-    prefix = f"$share/{group}/" if group else ""
+def subscriptions(kinds: tuple[str, ...], share: str | None) -> list[str]:
+    """A session's filters, each behind `$share/<share>/` when other sessions share its load."""
+    prefix = f"$share/{share}/" if share else ""
     return [prefix + topics.PREFIX + "+/" + kind for kind in kinds]
 
 
@@ -73,10 +71,21 @@ def bulk_client_id(config: GatewayConfig, index: int) -> str:
 
 
 def bulk_share(config: GatewayConfig) -> str | None:
-    """The group the bulk workers' sessions share (the client id: one per gateway), if several.
-    Without `shared_group` they stay on MQTT 3.1.1, where mosquitto takes `$share` too and paho
-    does less per message than over MQTT 5 (docs/benchmarks.md)."""
+    """The group the bulk sessions share: `shared_group` (several gateways, MQTT 5), else the
+    client id when the gateway runs several workers (one group per gateway). Those stay on
+    MQTT 3.1.1, where mosquitto takes `$share` too and paho does a third less per message than
+    over MQTT 5 (docs/benchmarks.md)."""
+    if config.shared_group is not None:
+        return config.shared_group
     return config.client_id if config.bulk_workers > 1 else None
+
+
+def alarm_legacy(config: GatewayConfig) -> tuple[str, ...]:
+    """The alarm session's filters of an earlier layout: it shared statuses and SOS with the
+    other gateways of `shared_group`, and mosquitto queues a share for a member that is down."""
+    if config.shared_group is None:
+        return ()
+    return tuple(subscriptions(ALARM_KINDS, config.shared_group))
 
 
 def bulk_legacy(config: GatewayConfig) -> tuple[str, ...]:
@@ -110,7 +119,7 @@ class Lane:
         self.gate = gate  # the alarm lane counts its messages in and out
         self.config = config
         self._mqtt = mqtt
-        self.subscriptions = subscriptions(config, kinds, share)
+        self.subscriptions = subscriptions(kinds, share)
         # Filters an earlier layout left on this session: dropped once the new ones hold.
         self.legacy = [topic for topic in legacy if topic not in self.subscriptions]
         # Connect with a clean session: the broker ends the one this client id had.
@@ -250,39 +259,6 @@ class Lane:
         self.deliver(
             Incoming(message.topic, message.payload, received_ms, message.mid, self.generation)
         )
-
-
-class GatewayLink:
-    """The bulk lane's workers and the alarm lane; commands to units go out on the alarm lane."""
-
-    def __init__(self, config: GatewayConfig, gate: AlarmGate | None = None) -> None:
-        self.config = config
-        from gateway.bulk import BulkLane
-
-        self.bulk = [BulkLane(config, index) for index in range(config.bulk_workers)]
-        alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
-        self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, gate=gate)
-        self.lanes: tuple[BulkLane | Lane, ...] = (*self.bulk, self.alarm)
-
-    def start(self) -> None:
-        for lane in self.lanes:
-            lane.start()
-
-    def stop(self) -> None:
-        for lane in self.lanes:
-            lane.stop()
-
-    def wake(self) -> None:
-        """Make every ingest thread return (the bulk workers stop, a None in the alarm inbox)."""
-        for bulk in self.bulk:
-            bulk.wake()
-        self.alarm.inbox.put(None)
-
-    def is_connected(self) -> bool:
-        return all(lane.connected.is_set() for lane in self.lanes)
-
-    def send_command(self, command: Any) -> None:
-        self.alarm.client.publish(codec.topic_of(command), codec.encode(command), qos=1)
 
 
 def run_ingest(

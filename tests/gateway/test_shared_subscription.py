@@ -1,5 +1,5 @@
-"""Two gateways share the load through MQTT 5 shared subscriptions on the real mosquitto: their
-bulk lanes share the positions, their alarm lanes the statuses."""
+"""Two gateways of one `shared_group` on the real mosquitto (MQTT 5): their bulk lanes share the
+positions, and every status and SOS reaches both, even while one of them is down."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from protocol import codec
-from protocol.messages import Position, StatusChange
+from protocol.messages import Position, Sos, StatusChange
 from tests.gateway_helpers import GatewayProcess, wait_until
 from tests.mqtt_helpers import Broker, connected
 
@@ -27,7 +27,22 @@ def seqs(db: Path, kind: str = "pos") -> set[int]:
         return {seq for (seq,) in rows}
 
 
-def test_each_message_goes_to_one_gateway_of_the_group(broker: Broker, tmp_path: Path) -> None:
+def message(seq: int, t_ms: int) -> Position | StatusChange | Sos:
+    """Positions; every 10th a status, every 25th an SOS."""
+    if seq % 25 == 0:
+        return Sos(unit=UNIT, seq=seq, t_ms=t_ms, action="raise", alarm_id=seq)
+    if seq % 10 == 0:
+        return StatusChange(unit=UNIT, seq=seq, t_ms=t_ms, status=2 + seq % 3)
+    return Position(unit=UNIT, seq=seq, t_ms=t_ms, lat=34.26, lon=-6.58, fix=3)
+
+
+def alarms(db: Path) -> set[int]:
+    return seqs(db, "status") | seqs(db, "sos")
+
+
+def test_the_group_shares_positions_and_every_gateway_takes_every_alarm(
+    broker: Broker, tmp_path: Path
+) -> None:
     base = (broker.deployment.directory / "gateway.toml").read_text()
     configs = []
     for name in ("a", "b"):
@@ -37,27 +52,37 @@ def test_each_message_goes_to_one_gateway_of_the_group(broker: Broker, tmp_path:
         configs.append(config)
     dbs = [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]
     gateways = [GatewayProcess(broker, db, config=c) for db, c in zip(dbs, configs, strict=True)]
+    t0 = int(time.time() * 1000)
+    every_alarm = {seq for seq in range(1, 401) if message(seq, 0).KIND != "pos"}
+    first_positions = 200 - len({seq for seq in every_alarm if seq <= 200})
     try:
-        t0 = int(time.time() * 1000)
         with connected(broker, UNIT, broker.deployment.unit_password(UNIT), client_id=UNIT) as unit:
-            for seq in range(1, 201):
-                message: Position | StatusChange = (
-                    StatusChange(unit=UNIT, seq=seq, t_ms=t0 + seq, status=2 + seq % 3)
-                    if seq % 10 == 0
-                    else Position(unit=UNIT, seq=seq, t_ms=t0 + seq, lat=34.26, lon=-6.58, fix=3)
-                )
-                unit.client.publish(codec.topic_of(message), codec.encode(message), qos=1)
+
+            def publish(first: int, last: int) -> None:
+                for seq in range(first, last + 1):
+                    m = message(seq, t0 + seq)
+                    unit.client.publish(codec.topic_of(m), codec.encode(m), qos=1)
+
+            publish(1, 200)
             wait_until(
-                lambda: (
-                    len(seqs(dbs[0]) | seqs(dbs[1])) == 180
-                    and len(seqs(dbs[0], "status") | seqs(dbs[1], "status")) == 20
-                ),
-                what="all 200 stored",
+                lambda: len(seqs(dbs[0]) | seqs(dbs[1])) == first_positions,
+                what="the first positions stored",
             )
-        for kind in ("pos", "status"):  # the bulk lanes share positions, the alarm lanes statuses
-            a, b = seqs(dbs[0], kind), seqs(dbs[1], kind)
-            assert a and b, f"both gateways took a share of {kind}"
-            assert not a & b, f"no {kind} went to both"
+            a, b = seqs(dbs[0]), seqs(dbs[1])
+            assert a and b, "both gateways took a share of the positions"
+            assert not a & b, "no position went to both"
+            # Gateway b stops: mosquitto still queues its share of the group for it, but every
+            # status and SOS published meanwhile reaches gateway a, and the console on it.
+            assert gateways[1].stop() == 0
+            publish(201, 400)
+            wait_until(lambda: alarms(dbs[0]) == every_alarm, what="every alarm stored by a")
+            gateways[1] = GatewayProcess(broker, dbs[1], config=configs[1])
+            wait_until(lambda: alarms(dbs[1]) == every_alarm, what="every alarm stored by b")
+            positions = 400 - len(every_alarm)
+            wait_until(
+                lambda: seqs(dbs[0]) | seqs(dbs[1]) == set(range(1, 401)) - every_alarm,
+                what=f"all {positions} positions stored",
+            )
     finally:
         for gateway in gateways:
             gateway.kill()
