@@ -46,19 +46,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gateway.config import MAX_BULK_WORKERS, GatewayConfig
 from gateway.errors import GatewayError
 from gateway.ingest import Decoded, Decoder, Incoming, Ingest
 from gateway.mqtt import (
+    ALARM_CLIENT_SUFFIX,
     BULK_KINDS,
     RECONNECT_MAX_SECONDS,
     RECONNECT_MIN_SECONDS,
     Lane,
     bulk_client_id,
-    bulk_legacy,
     bulk_share,
+    every_filter,
 )
 
 log = logging.getLogger("gateway.mqtt")
@@ -73,6 +75,8 @@ SELECT_SECONDS = 1.0
 # A retiring session is drained once nothing came for this long after its filters were dropped
 # (the broker sends what it holds as fast as the PUBACKs return).
 RETIRE_QUIET_SECONDS = 1.0
+# ... and ended anyway after this long (it keeps receiving: a filter it was not told to drop).
+RETIRE_MAX_SECONDS = 120
 STOP_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
@@ -185,8 +189,8 @@ def _worker_main(
     )
     decoder = Decoder(config.max_future_s)
     if index == 0:
-        for orphan in range(config.bulk_workers, MAX_BULK_WORKERS):
-            if not retire(config, orphan, conn, decoder):
+        for client_id, base, why in orphans(config):
+            if not retire(config, client_id, base, why, conn, decoder):
                 return
     name = "bulk" + (str(index) if index else "")
     lane = Lane(
@@ -194,34 +198,50 @@ def _worker_main(
         config,
         bulk_client_id(config, index),
         BULK_KINDS,
-        legacy=bulk_legacy(config),
+        legacy=every_filter(config.client_id, config.shared_group),
         share=bulk_share(config),
     )
     Worker(lane, conn, decoder).run()
 
 
+def orphans(config: GatewayConfig) -> list[tuple[str, str, str]]:
+    """(client id, its gateway's client id, why) of each session worker 0 takes over and ends:
+    the bulk sessions above `bulk_workers`, and every session of each gateway in `adopt`."""
+    sessions = [
+        (bulk_client_id(config, index), config.client_id, f"bulk_workers is {config.bulk_workers}")
+        for index in range(config.bulk_workers, MAX_BULK_WORKERS)
+    ]
+    for gateway in config.adopt:
+        adopted = replace(config, client_id=gateway)
+        ids = [gateway + ALARM_CLIENT_SUFFIX]
+        ids += [bulk_client_id(adopted, index) for index in range(MAX_BULK_WORKERS)]
+        sessions += [(client_id, gateway, f"adopted from {gateway}") for client_id in ids]
+    return sessions
+
+
 def retire(
-    config: GatewayConfig, index: int, conn: multiprocessing.connection.Connection, decoder: Decoder
+    config: GatewayConfig,
+    client_id: str,
+    base: str,
+    why: str,
+    conn: multiprocessing.connection.Connection,
+    decoder: Decoder,
 ) -> bool:
-    """End worker `index`'s session, if `bulk_workers` was once higher: False on STOP.
+    """End the session `client_id` (of the gateway `base`) once drained: False on STOP.
 
     The broker keeps queuing a shared subscription's share for a persistent session that is
     offline (mosquitto does, measured: docs/gateway.md), so a session no worker connects any
     more would hold its share of the positions for ever. Its filters are dropped, what it holds
     is drained into the store like any batch, then a clean connection ends it.
     """
-    client_id = bulk_client_id(config, index)
-    legacy = bulk_legacy(config)
+    legacy = every_filter(base, config.shared_group)
     draining = Worker(Lane("retiring", config, client_id, (), legacy=legacy), conn, decoder)
     drained = draining.drain()
     if drained is None:
         return False
     if drained:
         log.warning(
-            "bulk session %s (bulk_workers was above %d) held %d messages: stored; session ended",
-            client_id,
-            config.bulk_workers,
-            drained,
+            "session %s (%s) held %d messages: stored; session ended", client_id, why, drained
         )
     ending = Worker(Lane("ending", config, client_id, (), ending=True), conn, decoder)
     return ending.drain() is not None
@@ -266,24 +286,33 @@ class Worker:
         self.reporting = False  # the gateway's lane is not connected yet
         self.lane.prepare()
         drained = 0
-        quiet_since = time.monotonic()
+        quiet_since = started = time.monotonic()
         while True:
             if self._step(RETIRE_QUIET_SECONDS / 4):
                 return None
             now = time.monotonic()
             drained += self.sending
             lane = self.lane
-            if self.sending or self.sent or not lane.unsubscribed.is_set():
+            if now - started > RETIRE_MAX_SECONDS and not self.sent and not self.batch:
+                # Still receiving: a filter none of balise's layouts had (another group's?).
+                log.error(
+                    "session %s still receiving after %d s: ended; what the broker held for it "
+                    "from now on is lost",
+                    lane.client_id,
+                    RETIRE_MAX_SECONDS,
+                )
+            elif self.sending or self.sent or not lane.unsubscribed.is_set():
                 # Quiet counts from the last PUBACK: the broker sends more as they return.
                 self.sending = 0
                 quiet_since = now
                 continue
-            if not lane.connected.is_set():
+            elif not lane.connected.is_set() or (
+                lane.session_present and now - quiet_since < RETIRE_QUIET_SECONDS
+            ):
                 continue
-            if not lane.session_present or now - quiet_since >= RETIRE_QUIET_SECONDS:
-                self.client.disconnect()
-                self.client.loop_write()
-                return drained
+            self.client.disconnect()
+            self.client.loop_write()
+            return drained
 
     def _step(self, timeout: float) -> bool:
         """One wakeup: (re)connect, or read, send a batch, PUBACK, write. True on STOP."""

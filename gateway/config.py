@@ -5,7 +5,7 @@
     [broker]  host, port, ca_file, username, password
     [ingest]  optional: client_id, shared_group (an MQTT 5 shared subscription),
               max_future_s, heartbeat_s, grace_s, retention_days, bulk_nice,
-              bulk_workers
+              bulk_workers, adopt
 
 Every error names the key.
 """
@@ -67,6 +67,8 @@ class GatewayConfig:
     # How many worker processes, each an MQTT session, share the bulk lane's subscription
     # (1-MAX_BULK_WORKERS): paho's per-message work then runs on that many cores.
     bulk_workers: int = 1
+    # Client ids of retired gateways whose sessions this one drains and ends at start-up.
+    adopt: tuple[str, ...] = ()
     room_db: str = ""  # accounts, audit log, incidents; default: room.sqlite beside db
     fleet: dict[str, str] = field(default_factory=dict)  # unit id -> vehicle type
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -115,6 +117,7 @@ def parse(document: dict[str, Any], base: Path = Path(".")) -> GatewayConfig:
         retention_days=_positive(ingest, "retention_days", 90.0),
         bulk_nice=_nice(_get(ingest, "ingest.", "bulk_nice", int, 5)),
         bulk_workers=_workers(_get(ingest, "ingest.", "bulk_workers", int, 1)),
+        adopt=_adopt(ingest),
         room_db=str(
             base / _get(document, "", "room_db", str, str(Path(db).parent / "room.sqlite"))
         ),
@@ -207,6 +210,17 @@ def _workers(value: int) -> int:
     if not 1 <= value <= MAX_BULK_WORKERS:
         raise ConfigError(f"ingest.bulk_workers: must be 1-{MAX_BULK_WORKERS}, got {value}")
     return value
+
+
+def _adopt(ingest: dict[str, Any]) -> tuple[str, ...]:
+    value = _get(ingest, "ingest.", "adopt", list, [])
+    own = _get(ingest, "ingest.", "client_id", str, "balise-gateway")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"ingest.adopt: each must be a gateway's client id, got {item!r}")
+        if item == own:
+            raise ConfigError(f"ingest.adopt: {item!r} is this gateway's own client id")
+    return tuple(value)
 
 
 def _port(port: int, key: str) -> int:

@@ -88,13 +88,15 @@ def alarm_legacy(config: GatewayConfig) -> tuple[str, ...]:
     return tuple(subscriptions(ALARM_KINDS, config.shared_group))
 
 
-def bulk_legacy(config: GatewayConfig) -> tuple[str, ...]:
-    """Every filter a bulk session may hold from an earlier layout: one session for every
-    uplink kind (`balise/v1/+/+`), one worker or several, with or without `shared_group`."""
-    groups = ["", f"$share/{config.client_id}/"]
-    if config.shared_group is not None:
-        groups.append(f"$share/{config.shared_group}/")
-    filters = [topics.PREFIX + "+/" + kind for kind in BULK_KINDS]
+def every_filter(client_id: str, shared_group: str | None) -> tuple[str, ...]:
+    """Every filter a session of the gateway `client_id` may hold from any layout: one session
+    for every uplink kind (`balise/v1/+/+`), one bulk worker or several, with or without
+    `shared_group`. A session drops those it no longer wants at connect (unsubscribing a
+    filter it does not hold does nothing)."""
+    groups = ["", f"$share/{client_id}/"]
+    if shared_group is not None:
+        groups.append(f"$share/{shared_group}/")
+    filters = [topics.PREFIX + "+/" + kind for kind in (*BULK_KINDS, *ALARM_KINDS)]
     every = [topics.UPLINK_SUBSCRIPTION, *filters]
     return tuple(group + topic for group in groups for topic in every)
 

@@ -30,6 +30,8 @@ def test_defaults_put_the_room_database_beside_the_store_and_centre_on_kenitra()
     assert parsed.bulk_nice == 5  # positions yield a core to alarms
     assert config.parse({**BASE, "ingest": {"bulk_nice": 0}}).bulk_nice == 0
     assert parsed.bulk_workers == 1
+    assert parsed.adopt == ()
+    assert config.parse({**BASE, "ingest": {"adopt": ["gw-b"]}}).adopt == ("gw-b",)
     assert config.parse({**BASE, "ingest": {"bulk_workers": 4}}).bulk_workers == 4
 
 
@@ -64,6 +66,9 @@ def test_fleet_and_console_tables_are_read() -> None:
         ("ingest", {"bulk_nice": 2.5}, "ingest.bulk_nice: must be a int, got 2.5"),
         ("ingest", {"bulk_workers": 0}, "ingest.bulk_workers: must be 1-4, got 0"),
         ("ingest", {"bulk_workers": 5}, "ingest.bulk_workers: must be 1-4, got 5"),
+        ("ingest", {"adopt": "gw-b"}, "ingest.adopt: must be a list, got 'gw-b'"),
+        ("ingest", {"adopt": [""]}, "ingest.adopt: each must be a gateway's client id, got ''"),
+        ("ingest", {"adopt": ["balise-gateway"]}, "ingest.adopt: 'balise-gateway' is this"),
     ],
 )
 def test_bad_values_name_their_key(table: str, value: Any, message: str) -> None:

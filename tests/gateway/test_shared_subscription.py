@@ -40,16 +40,30 @@ def alarms(db: Path) -> set[int]:
     return seqs(db, "status") | seqs(db, "sos")
 
 
+def group_config(broker: Broker, name: str, adopt: tuple[str, ...] = ()) -> Path:
+    """gateway.toml for gateway `name` of the group "room" (client id balise-gateway-<name>)."""
+    base = (broker.deployment.directory / "gateway.toml").read_text()
+    config = broker.deployment.directory / f"gateway-{name}-{len(adopt)}.toml"
+    ingest = f'[ingest]\nshared_group = "room"\nclient_id = "balise-gateway-{name}"\n'
+    ingest += f"adopt = {list(adopt)!r}\n".replace("'", '"')
+    config.write_text(base.replace("[broker]", ingest + "\n[broker]"))
+    return config
+
+
+def publish(broker: Broker, first: int, last: int, t0: int) -> None:
+    with connected(broker, UNIT, broker.deployment.unit_password(UNIT), client_id=UNIT) as unit:
+        infos = []
+        for seq in range(first, last + 1):
+            m = message(seq, t0 + seq)
+            infos.append(unit.client.publish(codec.topic_of(m), codec.encode(m), qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=20)
+
+
 def test_the_group_shares_positions_and_every_gateway_takes_every_alarm(
     broker: Broker, tmp_path: Path
 ) -> None:
-    base = (broker.deployment.directory / "gateway.toml").read_text()
-    configs = []
-    for name in ("a", "b"):
-        config = broker.deployment.directory / f"gateway-{name}.toml"
-        shared = f'[ingest]\nshared_group = "room"\nclient_id = "balise-gateway-{name}"\n\n[broker]'
-        config.write_text(base.replace("[broker]", shared))
-        configs.append(config)
+    configs = [group_config(broker, name) for name in ("a", "b")]
     dbs = [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]
     gateways = [GatewayProcess(broker, db, config=c) for db, c in zip(dbs, configs, strict=True)]
     t0 = int(time.time() * 1000)
@@ -86,3 +100,33 @@ def test_the_group_shares_positions_and_every_gateway_takes_every_alarm(
     finally:
         for gateway in gateways:
             gateway.kill()
+
+
+def test_a_gateway_adopts_what_the_broker_holds_for_a_retired_one(
+    broker: Broker, tmp_path: Path
+) -> None:
+    db = tmp_path / "a.sqlite"
+    a = GatewayProcess(broker, db, config=group_config(broker, "a"))
+    b = GatewayProcess(broker, tmp_path / "b.sqlite", config=group_config(broker, "b"))
+    t0 = int(time.time() * 1000)
+    try:
+        assert b.stop() == 0  # retired: its sessions stay at the broker, in the group
+        assert a.stop() == 0
+        publish(broker, 1, 200, t0)  # half of the positions queued for b, every alarm for both
+        a = GatewayProcess(broker, db, config=group_config(broker, "a", ("balise-gateway-b",)))
+        wait_until(lambda: seqs_all(db) == set(range(1, 201)), what="all 200 stored by a")
+        for session in ("balise-gateway-b", "balise-gateway-b-alarm"):
+            assert f"session {session} (adopted from balise-gateway-b) held" in a.log()
+        # b's sessions have ended: from now on the group is a alone.
+        publish(broker, 201, 300, t0)
+        wait_until(lambda: seqs_all(db) == set(range(1, 301)), what="all 300 stored by a")
+        assert a.stop() == 0
+    finally:
+        a.kill()
+        b.kill()
+
+
+def seqs_all(db: Path) -> set[int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT seq FROM messages WHERE unit = ?", (UNIT,))
+        return {seq for (seq,) in rows}
