@@ -173,8 +173,8 @@ class Gateway:
             listening = _listen(self.config.http_host, self.config.http_port)
             # Set up: what lives now lives as long as the process (gateway/pauses.py).
             self.gc_pauses.start()
-            frozen = pauses.tune()
-            log.debug("garbage collector: %d objects frozen after start-up", frozen)
+            self.gc_pauses.frozen = pauses.tune()
+            log.debug("garbage collector: %d objects frozen after start-up", self.gc_pauses.frozen)
             self.link.start()
             log.info(
                 "gateway: store %s, %d units known, HTTP on http://%s:%d/",

@@ -35,6 +35,9 @@ class GcPauses:
         self.count = [0, 0, 0]
         self.seconds = [0.0, 0.0, 0.0]
         self.longest = [0.0, 0.0, 0.0]
+        # Objects gc.freeze() set aside at start-up (tune()): gc.get_freeze_count() walks them
+        # all, some 50,000, at every call, too dear for each /metrics scrape.
+        self.frozen = 0
         self._started = 0.0
 
     def start(self) -> None:

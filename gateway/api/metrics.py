@@ -7,7 +7,6 @@ nothing per message for metrics.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -116,7 +115,7 @@ class GatewayCollector(Collector):
         frozen = GaugeMetricFamily(
             "balise_gc_frozen_objects", "objects alive after start-up, which the collector skips"
         )
-        frozen.add_metric([], gc.get_freeze_count())
+        frozen.add_metric([], pauses.frozen)
         yield frozen
 
 
