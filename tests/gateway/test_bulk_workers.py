@@ -55,6 +55,11 @@ def lane_received(gateway: GatewayProcess) -> dict[str, float]:
     return lanes
 
 
+def both_workers_up(gateway: GatewayProcess) -> None:
+    """The second worker subscribed too (the gateway's start waits for the first alone)."""
+    wait_until(lambda: "bulk1 lane connected to" in gateway.log(), what="the second worker")
+
+
 def session_present(broker: Broker, client_id: str) -> bool:
     """Whether the broker holds a persistent session for `client_id` (then ends it)."""
     user, password = broker.deployment.gateway_user()
@@ -85,6 +90,7 @@ def test_two_workers_share_the_positions_and_each_is_stored_once(
     db = tmp_path / "gateway.sqlite"
     gateway = GatewayProcess(broker, db, config=with_workers(broker, 2))
     try:
+        both_workers_up(gateway)
         assert "$share/balise-gateway/balise/v1/+/pos" in gateway.log()
         publish(broker, range(1, 401))
         wait_until(lambda: len(stored_seqs(db)) == 400, what="400 stored")
@@ -102,6 +108,7 @@ def test_fewer_workers_take_over_what_the_broker_queued_for_the_others(
 ) -> None:
     db = tmp_path / "gateway.sqlite"
     two = GatewayProcess(broker, db, config=with_workers(broker, 2))
+    both_workers_up(two)
     assert two.stop() == 0  # both sessions now exist at the broker, offline
     publish(broker, range(1, 201))  # queued: about half for each session
     one = GatewayProcess(broker, db, config=with_workers(broker, 1))
