@@ -46,7 +46,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from gateway.config import MAX_BULK_WORKERS, GatewayConfig
@@ -59,6 +58,7 @@ from gateway.mqtt import (
     RECONNECT_MIN_SECONDS,
     Lane,
     bulk_client_id,
+    bulk_lane_name,
     bulk_share,
     every_filter,
 )
@@ -89,8 +89,8 @@ class BulkLane:
     """The gateway's side of the bulk lane: the worker process and the pipe to it."""
 
     def __init__(self, config: GatewayConfig, index: int = 0) -> None:
-        self.name = "bulk" + (str(index) if index else "")
-        self.client_id = bulk_client_id(config, index)
+        self.name = bulk_lane_name(index)
+        self.client_id = bulk_client_id(config.client_id, index)
         self.connected = threading.Event()
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._conn, child = context.Pipe()
@@ -192,11 +192,10 @@ def _worker_main(
         for client_id, base, why in orphans(config):
             if not retire(config, client_id, base, why, conn, decoder):
                 return
-    name = "bulk" + (str(index) if index else "")
     lane = Lane(
-        name,
+        bulk_lane_name(index),
         config,
-        bulk_client_id(config, index),
+        bulk_client_id(config.client_id, index),
         BULK_KINDS,
         legacy=every_filter(config.client_id, config.shared_group),
         share=bulk_share(config),
@@ -207,14 +206,14 @@ def _worker_main(
 def orphans(config: GatewayConfig) -> list[tuple[str, str, str]]:
     """(client id, its gateway's client id, why) of each session worker 0 takes over and ends:
     the bulk sessions above `bulk_workers`, and every session of each gateway in `adopt`."""
+    own, why = config.client_id, f"bulk_workers is {config.bulk_workers}"
     sessions = [
-        (bulk_client_id(config, index), config.client_id, f"bulk_workers is {config.bulk_workers}")
+        (bulk_client_id(own, index), own, why)
         for index in range(config.bulk_workers, MAX_BULK_WORKERS)
     ]
     for gateway in config.adopt:
-        adopted = replace(config, client_id=gateway)
         ids = [gateway + ALARM_CLIENT_SUFFIX]
-        ids += [bulk_client_id(adopted, index) for index in range(MAX_BULK_WORKERS)]
+        ids += [bulk_client_id(gateway, index) for index in range(MAX_BULK_WORKERS)]
         sessions += [(client_id, gateway, f"adopted from {gateway}") for client_id in ids]
     return sessions
 

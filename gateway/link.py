@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.bulk import BulkLane
 from gateway.config import GatewayConfig
-from gateway.mqtt import ALARM_CLIENT_SUFFIX, ALARM_KINDS, Lane, alarm_legacy
+from gateway.mqtt import ALARM_CLIENT_SUFFIX, ALARM_KINDS, Lane, every_filter
 from gateway.precedence import AlarmGate
 from protocol import codec
 
@@ -23,8 +23,9 @@ class GatewayLink:
         self.config = config
         self.bulk = [BulkLane(config, index) for index in range(config.bulk_workers)]
         alarm_id = config.client_id + ALARM_CLIENT_SUFFIX
-        # Every gateway of a shared_group takes every status and SOS (docs/gateway.md).
-        legacy = alarm_legacy(config)
+        # Every gateway of a shared_group takes every status and SOS (docs/gateway.md): an
+        # alarm session that shared them drops its $share filters.
+        legacy = every_filter(config.client_id, config.shared_group)
         self.alarm = Lane("alarm", config, alarm_id, ALARM_KINDS, legacy=legacy, gate=gate)
         self.lanes: tuple[BulkLane | Lane, ...] = (*self.bulk, self.alarm)
 

@@ -66,8 +66,13 @@ def subscriptions(kinds: tuple[str, ...], share: str | None) -> list[str]:
     return [prefix + topics.PREFIX + "+/" + kind for kind in kinds]
 
 
-def bulk_client_id(config: GatewayConfig, index: int) -> str:
-    return config.client_id + (f"{BULK_CLIENT_SUFFIX}{index}" if index else "")
+def bulk_client_id(client_id: str, index: int) -> str:
+    """Bulk worker `index`'s session of the gateway `client_id` (worker 0: the client id)."""
+    return client_id + (f"{BULK_CLIENT_SUFFIX}{index}" if index else "")
+
+
+def bulk_lane_name(index: int) -> str:
+    return "bulk" + (str(index) if index else "")
 
 
 def bulk_share(config: GatewayConfig) -> str | None:
@@ -80,19 +85,11 @@ def bulk_share(config: GatewayConfig) -> str | None:
     return config.client_id if config.bulk_workers > 1 else None
 
 
-def alarm_legacy(config: GatewayConfig) -> tuple[str, ...]:
-    """The alarm session's filters of an earlier layout: it shared statuses and SOS with the
-    other gateways of `shared_group`, and mosquitto queues a share for a member that is down."""
-    if config.shared_group is None:
-        return ()
-    return tuple(subscriptions(ALARM_KINDS, config.shared_group))
-
-
 def every_filter(client_id: str, shared_group: str | None) -> tuple[str, ...]:
     """Every filter a session of the gateway `client_id` may hold from any layout: one session
     for every uplink kind (`balise/v1/+/+`), one bulk worker or several, with or without
-    `shared_group`. A session drops those it no longer wants at connect (unsubscribing a
-    filter it does not hold does nothing)."""
+    `shared_group`, alarms shared or not. A session drops those it no longer wants at connect
+    (unsubscribing a filter it does not hold does nothing)."""
     groups = ["", f"$share/{client_id}/"]
     if shared_group is not None:
         groups.append(f"$share/{shared_group}/")
@@ -251,8 +248,16 @@ class Lane:
     ) -> None:
         self.connected.clear()
         self.unsubscribed.clear()
-        level = logging.WARNING if reason_code.is_failure else logging.INFO  # not: we stopped
-        log.log(level, "%s lane disconnected from the broker: %s", self.name, reason_code)
+        # Not a failure: we stopped; or a session taken over at start-up (no filters) ended.
+        level = logging.INFO if self.subscriptions else logging.DEBUG
+        level = logging.WARNING if reason_code.is_failure else level
+        log.log(
+            level,
+            "%s lane (%s) disconnected from the broker: %s",
+            self.name,
+            self.client_id,
+            reason_code,
+        )
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         received_ms = int(time.time() * 1000)

@@ -8,6 +8,8 @@ kills it on exit. `Api` is an httpx client that logs in as a browser does
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -118,11 +120,24 @@ class Api:
         self.http.close()
 
 
+def stored_seqs(db: Path, unit: str = "KEN-M01", kind: str | None = None) -> list[int]:
+    """The seqs stored for `unit` (of one `kind`, or all), in order; the file opened read-only."""
+    sql, args = "SELECT seq FROM messages WHERE unit = ?", [unit]
+    if kind:
+        sql, args = sql + " AND kind = ?", [unit, kind]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return [seq for (seq,) in connection.execute(sql + " ORDER BY seq", args)]
+
+
+def config_with(broker: Broker, name: str, **ingest: object) -> Path:
+    """The deployment's gateway.toml with an `[ingest]` table of `ingest`: gateway-<name>.toml."""
+    base = broker.deployment.directory / "gateway.toml"
+    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in ingest.items())
+    config = base.with_name(f"gateway-{name}.toml")
+    config.write_text(base.read_text().replace("[broker]", f"[ingest]\n{table}\n[broker]"))
+    return config
+
+
 def with_workers(broker: Broker, workers: int) -> Path:
     """The deployment's gateway.toml with `[ingest] bulk_workers = workers`."""
-    base = broker.deployment.directory / "gateway.toml"
-    config = base.with_name(f"gateway-{workers}-workers.toml")
-    config.write_text(
-        base.read_text().replace("[broker]", f"[ingest]\nbulk_workers = {workers}\n\n[broker]")
-    )
-    return config
+    return config_with(broker, f"{workers}-workers", bulk_workers=workers)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from protocol import codec
 from protocol.messages import Position
 from tests.conftest import start_broker, stop_broker
-from tests.gateway_helpers import GatewayProcess, wait_until
+from tests.gateway_helpers import GatewayProcess, stored_seqs, wait_until
 from tests.mqtt_helpers import Broker, Deployment, connected
 
 pytestmark = pytest.mark.broker
@@ -50,12 +49,6 @@ def bulk_worker(gateway: GatewayProcess) -> int:
     ]
     assert len(workers) == 1, workers
     return workers[0]
-
-
-def stored_seqs(db: Path) -> list[int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT seq FROM messages WHERE unit = ? ORDER BY seq", (UNIT,))
-        return [seq for (seq,) in rows]
 
 
 def publish_position(broker: Broker, seq: int) -> None:

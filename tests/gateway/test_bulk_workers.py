@@ -4,7 +4,6 @@ broker (mosquitto keeps queuing a shared subscription's share for an offline ses
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -19,18 +18,12 @@ from gateway import config as gateway_config
 from gateway.mqtt import bulk_client_id
 from protocol import codec
 from protocol.messages import Position
-from tests.gateway_helpers import GatewayProcess, wait_until, with_workers
+from tests.gateway_helpers import GatewayProcess, stored_seqs, wait_until, with_workers
 from tests.mqtt_helpers import Broker, connected
 
 pytestmark = pytest.mark.broker
 
 UNIT = "KEN-M01"
-
-
-def stored_seqs(db: Path) -> list[int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT seq FROM messages WHERE unit = ? ORDER BY seq", (UNIT,))
-        return [seq for (seq,) in rows]
 
 
 def publish(broker: Broker, seqs: range) -> None:
@@ -115,7 +108,7 @@ def test_fewer_workers_take_over_what_the_broker_queued_for_the_others(
     try:
         wait_until(lambda: len(stored_seqs(db)) == 200, what="all 200 stored")
         assert stored_seqs(db) == list(range(1, 201))
-        retired = bulk_client_id(gateway_config.load(with_workers(broker, 1)), 1)
+        retired = bulk_client_id(gateway_config.load(with_workers(broker, 1)).client_id, 1)
         assert f"session {retired} (bulk_workers is 1) held" in one.log()
         assert one.stop() == 0
         # The second session has ended: nothing published from now on is queued for it.

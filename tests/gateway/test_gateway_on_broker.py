@@ -11,19 +11,20 @@ import pytest
 
 from protocol import codec, topics
 from protocol.messages import Position, Sos, StatusChange
-from tests.gateway_helpers import GatewayProcess, balise, gateway, wait_until, with_workers
+from tests.gateway_helpers import (
+    GatewayProcess,
+    balise,
+    gateway,
+    stored_seqs,
+    wait_until,
+    with_workers,
+)
 from tests.mqtt_helpers import Broker, Deployment, Session, connected
 
 pytestmark = pytest.mark.broker
 
 UNIT = "KEN-M01"
 WAIT_S = 20.0
-
-
-def stored_seqs(db: Path, unit: str = UNIT) -> list[int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT seq FROM messages WHERE unit = ? ORDER BY seq", (unit,))
-        return [seq for (seq,) in rows]
 
 
 def test_a_status_is_acknowledged_on_the_units_cmd_once_stored(

@@ -18,7 +18,7 @@ from websockets.sync.client import connect as ws_connect
 
 from protocol import codec, topics
 from protocol.messages import Position, Sos, StatusChange
-from tests.gateway_helpers import GatewayProcess, create_token, gateway, wait_until
+from tests.gateway_helpers import GatewayProcess, create_token, gateway, stored_seqs, wait_until
 from tests.mqtt_helpers import Broker, Session, connected
 
 pytestmark = pytest.mark.broker
@@ -26,14 +26,6 @@ pytestmark = pytest.mark.broker
 UNIT = "KEN-M01"
 BACKLOG = 20_000  # positions: several seconds of draining, at any speed this machine has
 WAIT_S = 60.0
-
-
-def stored_seqs(db: Path, kind: str | None = None) -> list[int]:
-    sql, args = "SELECT seq FROM messages WHERE unit = ?", [UNIT]
-    if kind:
-        sql, args = sql + " AND kind = ?", [UNIT, kind]
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return [seq for (seq,) in connection.execute(sql + " ORDER BY seq", args)]
 
 
 def metric(gw: GatewayProcess, name: str) -> float:
@@ -128,7 +120,7 @@ def test_a_status_is_acknowledged_only_after_its_commit(broker: Broker, tmp_path
             blocker.execute("ROLLBACK")
             blocker.close()
         wait_until(lambda: acked_seqs(unit) == {1, 2}, what="the ack after the commit")
-        assert stored_seqs(db, "status") == [1, 2]
+        assert stored_seqs(db, kind="status") == [1, 2]
 
 
 def status(seq: int, code: int = 3) -> StatusChange:

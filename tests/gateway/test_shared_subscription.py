@@ -3,7 +3,6 @@ positions, and every status and SOS reaches both, even while one of them is down
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from protocol import codec
 from protocol.messages import Position, Sos, StatusChange
-from tests.gateway_helpers import GatewayProcess, wait_until
+from tests.gateway_helpers import GatewayProcess, config_with, stored_seqs, wait_until
 from tests.mqtt_helpers import Broker, connected
 
 pytestmark = pytest.mark.broker
@@ -20,11 +19,7 @@ UNIT = "KEN-M01"
 
 
 def seqs(db: Path, kind: str = "pos") -> set[int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT seq FROM messages WHERE unit = ? AND kind = ?", (UNIT, kind)
-        )
-        return {seq for (seq,) in rows}
+    return set(stored_seqs(db, UNIT, kind))
 
 
 def message(seq: int, t_ms: int) -> Position | StatusChange | Sos:
@@ -42,12 +37,10 @@ def alarms(db: Path) -> set[int]:
 
 def group_config(broker: Broker, name: str, adopt: tuple[str, ...] = ()) -> Path:
     """gateway.toml for gateway `name` of the group "room" (client id balise-gateway-<name>)."""
-    base = (broker.deployment.directory / "gateway.toml").read_text()
-    config = broker.deployment.directory / f"gateway-{name}-{len(adopt)}.toml"
-    ingest = f'[ingest]\nshared_group = "room"\nclient_id = "balise-gateway-{name}"\n'
-    ingest += f"adopt = {list(adopt)!r}\n".replace("'", '"')
-    config.write_text(base.replace("[broker]", ingest + "\n[broker]"))
-    return config
+    client_id = f"balise-gateway-{name}"
+    return config_with(
+        broker, f"{name}-{len(adopt)}", shared_group="room", client_id=client_id, adopt=list(adopt)
+    )
 
 
 def publish(broker: Broker, first: int, last: int, t0: int) -> None:
@@ -114,19 +107,13 @@ def test_a_gateway_adopts_what_the_broker_holds_for_a_retired_one(
         assert a.stop() == 0
         publish(broker, 1, 200, t0)  # half of the positions queued for b, every alarm for both
         a = GatewayProcess(broker, db, config=group_config(broker, "a", ("balise-gateway-b",)))
-        wait_until(lambda: seqs_all(db) == set(range(1, 201)), what="all 200 stored by a")
+        wait_until(lambda: set(stored_seqs(db)) == set(range(1, 201)), what="all 200 stored by a")
         for session in ("balise-gateway-b", "balise-gateway-b-alarm"):
             assert f"session {session} (adopted from balise-gateway-b) held" in a.log()
         # b's sessions have ended: from now on the group is a alone.
         publish(broker, 201, 300, t0)
-        wait_until(lambda: seqs_all(db) == set(range(1, 301)), what="all 300 stored by a")
+        wait_until(lambda: set(stored_seqs(db)) == set(range(1, 301)), what="all 300 stored by a")
         assert a.stop() == 0
     finally:
         a.kill()
         b.kill()
-
-
-def seqs_all(db: Path) -> set[int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT seq FROM messages WHERE unit = ?", (UNIT,))
-        return {seq for (seq,) in rows}
